@@ -1,0 +1,36 @@
+# grokscope: `make run` trains the canonical run; `make test` runs the tests.
+# Both create .venv on first use: torch==2.13.0 first (the CPU build; a looser pin would
+# pull a multi-GB CUDA build), then the package in editable mode.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+TORCH  := torch==2.13.0
+export OMP_WAIT_POLICY ?= PASSIVE
+
+.PHONY: install lens run test test-slow clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+# the optional TransformerLens extra (~600 MB): enables export and its equivalence test
+lens: install
+	$(BIN)/pip install -q -e '.[dev,lens]'
+
+run: install
+	$(BIN)/grokscope run
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis

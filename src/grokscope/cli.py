@@ -1,0 +1,133 @@
+"""The ``grokscope`` command line: run, train, tasks, presets."""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from grokscope.config import RunConfig, load_preset, preset_names, preset_text
+from grokscope.errors import GrokscopeError
+from grokscope.models import MODELS
+from grokscope.schema import type_name
+from grokscope.tasks import TASKS
+from grokscope.training.loop import RunSummary, train_run
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Watch small transformers grok algorithmic tasks, and reverse-engineer what they learned.")
+console = Console()
+err_console = Console(stderr=True)
+
+CANONICAL = "nanda2023"
+RUN_PATIENCE = 2000
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Turn a GrokscopeError or config ValueError into one ``error:`` line and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (GrokscopeError, ValueError) as e:
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted; run the same command again to resume from the last checkpoint")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def train_with_progress(config: RunConfig, out: Path) -> RunSummary:
+    """Train with a live progress bar showing epoch, train/test loss and accuracy."""
+    cfg = config.train
+    columns = [TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"),
+               TimeElapsedColumn(), TextColumn("<"), TimeRemainingColumn(), TextColumn("{task.fields[stats]}")]
+    with Progress(*columns, console=console, transient=False) as progress:
+        bar = progress.add_task("train", total=cfg.epochs, stats="")
+        state = {"test": ""}
+
+        def on_epoch(row: dict) -> None:
+            if not math.isnan(row["test_acc"]):
+                state["test"] = f"test loss {row['test_loss']:.3g} acc {row['test_acc']:.1%}"
+            progress.update(bar, completed=row["epoch"],
+                            stats=f"train loss {row['train_loss']:.3g} acc {row['train_acc']:.1%} | {state['test']}")
+
+        summary = train_run(config, out, on_epoch=on_epoch)
+        progress.update(bar, completed=summary.final_epoch)
+    return summary
+
+
+def summary_line(summary: RunSummary, out: Path) -> str:
+    """One line: grokking epoch, final metrics, wall time and the run path."""
+    grok = (f"grokked at epoch {summary.grokking_epoch:,}" if summary.grokking_epoch is not None
+            else "did not grok")
+    minutes, seconds = divmod(round(summary.wall_seconds), 60)
+    return (f"{grok}; stopped at epoch {summary.final_epoch:,} ({summary.stopped}); "
+            f"train acc {summary.train_acc:.1%}, test acc {summary.test_acc:.1%}, "
+            f"test loss {summary.test_loss:.3g}; {minutes}m{seconds:02d}s; run: {out}")
+
+
+@app.command()
+@user_errors
+def run(
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory [default: runs/nanda2023]."),
+    full: bool = typer.Option(False, "--full", help="Train the paper's full 40K epochs instead of stopping after grokking."),
+    patience: int = typer.Option(RUN_PATIENCE, help="Epochs to keep training after grokking (clean-up phase)."),
+    overrides: List[str] = typer.Option([], "--set", help="Override a config value: part.key=value."),
+) -> None:
+    """Train the canonical run: (x + y) mod 113 as in Nanda et al. (2023), until it has grokked."""
+    extra = [] if full else [f"train.stop_after_grok={patience}"]
+    config = load_preset(CANONICAL, extra + list(overrides))
+    out = out or Path("runs") / (CANONICAL + ("-full" if full else ""))
+    summary = train_with_progress(config, out)
+    console.print(summary_line(summary, out), highlight=False, soft_wrap=True)
+
+
+@app.command()
+@user_errors
+def train(
+    preset: str = typer.Option(CANONICAL, "--preset", "-p", help="Preset name (see `grokscope presets`)."),
+    overrides: List[str] = typer.Option([], "--set", help="Override a config value: part.key=value."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory [default: runs/PRESET]."),
+) -> None:
+    """Train a preset, with overrides, into a run directory (resumes if it holds the same run)."""
+    config = load_preset(preset, list(overrides))
+    out = out or Path("runs") / preset
+    summary = train_with_progress(config, out)
+    console.print(summary_line(summary, out), highlight=False, soft_wrap=True)
+
+
+@app.command()
+@user_errors
+def tasks() -> None:
+    """List the tasks and their parameters (set them with --set task.NAME=VALUE)."""
+    for name in TASKS.names():
+        cls = TASKS.get(name)
+        console.print(f"[bold]{name}[/]: {(cls.__doc__ or '').strip().splitlines()[0]}", highlight=False)
+        for field, tp, default in cls.describe():
+            console.print(f"    task.{field:<12} {tp:<34} default {default!r}", highlight=False)
+    console.print("\nmodels: " + ", ".join(MODELS.names()) + " (see --set model.kind=...)", highlight=False)
+
+
+@app.command()
+@user_errors
+def presets() -> None:
+    """List the shipped presets, one per line, name first."""
+    for name in preset_names():
+        typer.echo(f"{name}\t{preset_text(name).get('description', '')}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""A TransformerLens-compatible transformer: same state-dict keys, shapes and hook names.
+
+Defaults are Nanda et al. (2023)'s 1-layer modular-addition model: d_model 128, 4 heads of
+32, d_mlp 512, ReLU, no LayerNorm, learned positional embeddings. ``forward`` can compute
+only the positions the loss reads (``query_positions``): earlier layers still run every
+position, the last layer's queries, MLP and the unembedding run only those.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from grokscope.models.base import MODELS, ModelConfig
+from grokscope.models.components import Embed, LayerNorm, PosEmbed, TransformerBlock, Unembed
+from grokscope.models.hooks import HookedRootModule, HookPoint
+
+
+@MODELS.register
+@dataclass(frozen=True)
+class TransformerConfig(ModelConfig):
+    """Architecture, in HookedTransformerConfig's words."""
+
+    kind = "transformer"
+    n_layers: int = 1  # the paper's model has one block
+    d_model: int = 128  # residual stream width
+    n_heads: int = 4  # attention heads per block
+    d_head: int = 32  # width of each head
+    d_mlp: int = 512  # MLP hidden neurons (ignored when attn_only)
+    act_fn: Literal["relu", "gelu"] = "relu"  # MLP non-linearity
+    attn_only: bool = False  # drop the MLPs
+    normalization_type: Literal["LN"] | None = None  # None: no LayerNorm, as in the paper
+    train_biases: bool = False  # False: b_* stay zero and untrained (Nanda's set-up); always in the state dict
+
+    def __post_init__(self) -> None:
+        for name in ("n_layers", "d_model", "n_heads", "d_head", "d_mlp"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"model.{name} must be at least 1; got {getattr(self, name)}")
+
+    def build(self, d_vocab: int, d_vocab_out: int, n_ctx: int) -> "Transformer":
+        return Transformer(self, d_vocab, d_vocab_out, n_ctx)
+
+
+class Transformer(HookedRootModule):
+    """Embed + positional embed, ``n_layers`` blocks, optional final LayerNorm, unembed.
+
+    ``forward(tokens [batch, pos]) -> logits [batch, pos, d_vocab_out]``; with
+    ``query_positions`` the logits are ``[batch, len(query_positions), d_vocab_out]``.
+    """
+
+    def __init__(self, cfg: TransformerConfig, d_vocab: int, d_vocab_out: int, n_ctx: int):
+        super().__init__()
+        self.cfg = cfg
+        self.d_vocab, self.d_vocab_out, self.n_ctx = d_vocab, d_vocab_out, n_ctx
+        self.embed = Embed(d_vocab, cfg.d_model)
+        self.hook_embed = HookPoint()  # [batch, pos, d_model]
+        self.pos_embed = PosEmbed(n_ctx, cfg.d_model)
+        self.hook_pos_embed = HookPoint()  # [batch, pos, d_model]
+        self.blocks = nn.ModuleList(
+            TransformerBlock(cfg.n_heads, cfg.d_model, cfg.d_head, cfg.d_mlp, n_ctx,
+                             cfg.act_fn, cfg.attn_only, cfg.normalization_type == "LN")
+            for _ in range(cfg.n_layers)
+        )
+        if cfg.normalization_type == "LN":
+            self.ln_final = LayerNorm(cfg.d_model)
+        self.unembed = Unembed(cfg.d_model, d_vocab_out)
+        if not cfg.train_biases:
+            for name, param in self.named_parameters():
+                if name.rsplit(".", 1)[-1].startswith("b_"):
+                    param.requires_grad_(False)
+        self.setup()
+
+    def init_weights(self, seed: int) -> None:
+        """The paper's initialisation, from its own generator (global RNGs untouched).
+
+        Every ``W_*`` is N(0, 1/d_model) except ``W_U``, N(0, 1/d_vocab); biases are zero and
+        LayerNorm weights one. Parameters are drawn in ``named_parameters()`` order.
+        """
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, param in self.named_parameters():
+                leaf = name.rsplit(".", 1)[-1]
+                if leaf.startswith("W_"):
+                    std = 1 / math.sqrt(self.d_vocab if leaf == "W_U" else self.cfg.d_model)
+                    param.copy_(torch.randn(param.shape, generator=gen) * std)
+                elif leaf == "w":
+                    param.fill_(1.0)
+                else:
+                    param.zero_()
+
+    def forward(
+        self, tokens: torch.Tensor, query_positions: torch.Tensor | None = None
+    ) -> torch.Tensor:  # [batch, pos] -> [batch, qpos, d_vocab_out]
+        resid = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens))
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            resid = block(resid, query_positions if i == last else None)
+        if self.cfg.normalization_type == "LN":
+            resid = self.ln_final(resid)
+        return self.unembed(resid)
+
+    @property
+    def W_E(self) -> torch.Tensor:  # [d_vocab, d_model]
+        return self.embed.W_E
+
+    @property
+    def W_pos(self) -> torch.Tensor:  # [n_ctx, d_model]
+        return self.pos_embed.W_pos
+
+    @property
+    def W_U(self) -> torch.Tensor:  # [d_model, d_vocab_out]
+        return self.unembed.W_U

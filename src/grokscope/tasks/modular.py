@@ -1,0 +1,111 @@
+"""Modular arithmetic: ``z = (x op y) mod p`` over every pair, the task of Nanda et al. (2023)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from grokscope.tasks.base import TASKS, Dataset, Task, TaskConfig
+
+Op = Literal["add", "sub", "mul", "div", "pow_sum"]
+
+
+def is_prime(n: int) -> bool:
+    """Trial division; enough for the moduli used here."""
+    if n < 2:
+        return False
+    i = 2
+    while i * i <= n:
+        if n % i == 0:
+            return False
+        i += 1
+    return True
+
+
+@TASKS.register
+@dataclass(frozen=True)
+class ModularConfig(TaskConfig):
+    """``(x op y) mod p`` for every pair ``x, y`` in ``0..p-1`` (``y != 0`` for ``div``)."""
+
+    kind = "modular"
+    op: Op = "add"  # add, sub, mul, div (x * y^-1, needs prime p), pow_sum ((x^a + y^b) mod p)
+    p: int = 113  # modulus; tokens 0..p-1 are the numbers, token p is "="
+    a: int = 1  # exponent of x in pow_sum
+    b: int = 1  # exponent of y in pow_sum
+    frac_train: float = 0.3  # share of all pairs used for training
+    seed: int = 0  # seed of the train/test split
+
+    def __post_init__(self) -> None:
+        if self.p < 2:
+            raise ValueError(f"task.p must be at least 2; got {self.p}")
+        if self.op == "div" and not is_prime(self.p):
+            raise ValueError(f"task.op=div needs a prime p (a field); {self.p} is not prime")
+        if self.op != "pow_sum" and (self.a, self.b) != (1, 1):
+            raise ValueError("task.a and task.b are exponents of op=pow_sum; leave them at 1")
+        if self.a < 1 or self.b < 1:
+            raise ValueError(f"task.a and task.b must be at least 1; got a={self.a}, b={self.b}")
+        self.check_split()
+
+    @property
+    def n_examples(self) -> int:
+        return self.p * (self.p - 1) if self.op == "div" else self.p * self.p
+
+    def build(self) -> "ModularTask":
+        return ModularTask(self)
+
+
+class ModularTask(Task):
+    """Tokens ``x y =`` with ``=`` the token ``p``; the label ``z`` is read at ``=`` (position 2).
+
+    Example, p = 113, op = add: tokens ``[5, 110, 113]`` -> label ``[2]``.
+    Pairs are enumerated row-major: example ``i`` is ``x = i // p, y = i % p`` (for ``div``,
+    ``y`` runs over ``1..p-1``).
+    """
+
+    def __init__(self, config: ModularConfig):
+        self.config = config
+
+    @property
+    def d_vocab(self) -> int:
+        return self.config.p + 1
+
+    @property
+    def d_vocab_out(self) -> int:
+        return self.config.p
+
+    @property
+    def n_ctx(self) -> int:
+        return 3
+
+    def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` and ``y`` of every example, in enumeration order; each [example]."""
+        p = self.config.p
+        ys = torch.arange(1 if self.config.op == "div" else 0, p)
+        x = torch.arange(p).repeat_interleave(len(ys))
+        y = ys.repeat(p)
+        return x, y
+
+    def label(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``(x op y) mod p`` elementwise, exact in int64."""
+        p, op = self.config.p, self.config.op
+        if op == "add":
+            return (x + y) % p
+        if op == "sub":
+            return (x - y) % p
+        if op == "mul":
+            return (x * y) % p
+        if op == "div":
+            inverse = torch.tensor([pow(int(v), -1, p) for v in range(1, p)])
+            return (x * inverse[y - 1]) % p
+        xa = torch.tensor([pow(v, self.config.a, p) for v in range(p)])
+        yb = torch.tensor([pow(v, self.config.b, p) for v in range(p)])
+        return (xa[x] + yb[y]) % p
+
+    def dataset(self) -> Dataset:
+        x, y = self.pairs()
+        equals = torch.full_like(x, self.config.p)
+        tokens = torch.stack([x, y, equals], dim=1)  # [example, 3]
+        labels = self.label(x, y)[:, None]  # [example, 1]
+        return Dataset(tokens=tokens, labels=labels, target_positions=(2,))

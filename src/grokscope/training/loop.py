@@ -1,0 +1,160 @@
+"""The full-batch training loop: resumable, evaluating every ``eval_every`` epochs.
+
+Epoch ``e``'s metrics row describes the weights after ``e`` optimizer steps (epoch 0 is the
+initialisation); the checkpoint of epoch ``e`` holds those weights. A run killed at any point
+and started again continues from its last checkpoint and ends with identical metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+
+from grokscope.config import RunConfig
+from grokscope.errors import GrokscopeError
+from grokscope.runs import RunPaths, atomic_write_parquet, atomic_write_text, prepare_run_dir
+from grokscope.training import checkpoint
+from grokscope.training.loss import accuracy, cross_entropy
+from grokscope.training.optim import lr_at, make_optimizer, set_lr
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What ``summary.json`` records at the end of a run."""
+
+    final_epoch: int
+    grokking_epoch: int | None  # first evaluated epoch with test_acc >= grok_threshold
+    stopped: str  # "max_epochs" or "grokked" (stop_after_grok epochs after grokking)
+    train_loss: float
+    test_loss: float
+    train_acc: float
+    test_acc: float
+    wall_seconds: float  # training time summed over every session of this run
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def checkpoint_schedule(epochs: int, every: int) -> list[int]:
+    """Epochs to checkpoint: 0, log-spaced early ones (1, 2, 3, 5, 7, 10, 15, 22, ...) up to
+    ``every``, then every ``every`` epochs, and the last epoch."""
+    early = {round(10 ** (i / 6)) for i in range(0, 1 + int(6 * math.log10(max(every, 1))))}
+    regular = set(range(0, epochs + 1, every))
+    return sorted(e for e in early | regular | {epochs} if e <= epochs)
+
+
+def grokking_epoch(rows: list[dict], threshold: float) -> int | None:
+    """First evaluated epoch whose test accuracy reaches ``threshold``."""
+    for row in rows:
+        if row["test_acc"] >= threshold:  # NaN (not evaluated) compares False
+            return int(row["epoch"])
+    return None
+
+
+EpochCallback = Callable[[dict], None]
+
+
+def train_run(config: RunConfig, out: str | Path, on_epoch: EpochCallback | None = None) -> RunSummary:
+    """Train ``config`` into run directory ``out`` (new, or resumed if it holds the same run).
+
+    ``on_epoch(row)`` is called with every metrics row (test columns NaN between evaluations).
+    """
+    paths = prepare_run_dir(Path(out), config)
+    if paths.summary.is_file():
+        return RunSummary(**json.loads(paths.summary.read_text()))
+    cfg = config.train
+    torch.set_num_threads(cfg.threads)
+    task = config.task.build()
+    data = task.dataset()
+    split = task.split()
+    train_tokens, train_labels = data.tokens[split.train], data.labels[split.train]
+    test_tokens, test_labels = data.tokens[split.test], data.labels[split.test]
+    query_positions = torch.tensor(data.target_positions)
+
+    model = config.model.build(task.d_vocab, task.d_vocab_out, task.n_ctx)
+    optimizer = make_optimizer(model, cfg)
+    config_dict = config.to_dict()
+    schedule = set(checkpoint_schedule(cfg.epochs, cfg.checkpoint_every))
+
+    rows, start, wall_before = _resume(paths, model, optimizer, cfg.seed)
+    if start == 0:
+        checkpoint.save_weights(model, paths.checkpoint(0, cfg.epochs), 0, config_dict)
+    grok = grokking_epoch(rows, cfg.grok_threshold)
+    t0 = time.perf_counter()
+
+    def save(epoch: int) -> None:
+        checkpoint.save_weights(model, paths.checkpoint(epoch, cfg.epochs), epoch, config_dict)
+        _write_metrics(paths, rows)
+        wall = wall_before + time.perf_counter() - t0
+        checkpoint.save_resume(model, optimizer, paths.resume, epoch, config_dict, wall_seconds=wall)
+
+    model.train()
+    for epoch in range(start, cfg.epochs + 1):
+        final = epoch == cfg.epochs
+        with torch.set_grad_enabled(not final):
+            logits = model(train_tokens, query_positions)  # [n_train, target, d_vocab_out]
+            loss = cross_entropy(logits, train_labels, cfg.loss_dtype)
+        row = {"epoch": epoch, "train_loss": loss.item(), "train_acc": accuracy(logits, train_labels),
+               "test_loss": math.nan, "test_acc": math.nan}
+        if final or epoch % cfg.eval_every == 0:
+            with torch.no_grad():
+                test_logits = model(test_tokens, query_positions)
+                row["test_loss"] = cross_entropy(test_logits, test_labels, cfg.loss_dtype).item()
+                row["test_acc"] = accuracy(test_logits, test_labels)
+            if grok is None and row["test_acc"] >= cfg.grok_threshold:
+                grok = epoch
+        rows.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+        stop_early = (grok is not None and cfg.stop_after_grok is not None
+                      and not math.isnan(row["test_acc"]) and epoch >= grok + cfg.stop_after_grok)
+        if final or stop_early:
+            save(epoch)
+            break
+        loss.backward()
+        set_lr(optimizer, lr_at(epoch, cfg))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if epoch + 1 in schedule:
+            save(epoch + 1)
+
+    last = rows[-1]
+    summary = RunSummary(
+        final_epoch=int(last["epoch"]), grokking_epoch=grok,
+        stopped="max_epochs" if last["epoch"] == cfg.epochs else "grokked",
+        train_loss=last["train_loss"], test_loss=last["test_loss"],
+        train_acc=last["train_acc"], test_acc=last["test_acc"],
+        wall_seconds=wall_before + time.perf_counter() - t0,
+    )
+    atomic_write_text(paths.summary, json.dumps(summary.to_dict(), indent=2) + "\n")
+    return summary
+
+
+def _resume(paths: RunPaths, model, optimizer, seed: int) -> tuple[list[dict], int, float]:
+    """Restore the latest resume state, if any: (metrics rows before it, its epoch, wall time).
+    Otherwise initialise the weights from ``seed`` and start at epoch 0."""
+    if not paths.resume.is_file():
+        model.init_weights(seed)
+        return [], 0, 0.0
+    epoch, metadata = checkpoint.load_resume(model, optimizer, paths.resume)
+    wall = float(metadata.get("wall_seconds", 0.0))
+    if not paths.metrics.is_file():
+        raise GrokscopeError(f"run {paths.root} has a resume state but no metrics.parquet; delete it and start again")
+    metrics = pd.read_parquet(paths.metrics)
+    rows = metrics[metrics["epoch"] < epoch].to_dict("records")
+    if len(rows) != epoch:
+        raise GrokscopeError(f"run {paths.root}: metrics.parquet does not cover epochs 0..{epoch - 1}; delete it and start again")
+    return rows, epoch, wall
+
+
+def _write_metrics(paths: RunPaths, rows: list[dict]) -> None:
+    frame = pd.DataFrame(rows, columns=["epoch", "train_loss", "train_acc", "test_loss", "test_acc"])
+    frame["epoch"] = frame["epoch"].astype("int64")
+    atomic_write_parquet(paths.metrics, frame)

@@ -1,0 +1,23 @@
+"""Shared fixtures: tiny configs sized so that each unit test runs in well under a second."""
+
+import pytest
+import torch
+
+from grokscope import load_preset
+
+
+@pytest.fixture
+def tiny_config():
+    """(x + y) mod 7 with a 1-layer transformer of width 16: trains at ~1 ms per epoch."""
+    return load_preset("quick", [
+        "task.p=7", "task.frac_train=0.5", "model.d_model=16", "model.n_heads=2",
+        "model.d_head=8", "model.d_mlp=32", "train.epochs=40", "train.checkpoint_every=20",
+        "train.eval_every=5",
+    ])
+
+
+@pytest.fixture(autouse=True)
+def _isolate_torch_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
