@@ -44,6 +44,7 @@ class TrainConfig(ConfigPart):
     stop_after_grok: int | None = None  # stop this many epochs after grokking; None: run all epochs
     grok_threshold: float = 0.99  # test accuracy that counts as grokked
     threads: int = 1  # torch intra-op threads (one is fastest at these shapes)
+    folded: bool = True  # train 1-layer LayerNorm-free models through exact per-token tables (models/folded.py)
 
     def __post_init__(self) -> None:
         checks = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from functools import partial
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,6 +20,7 @@ import torch
 
 from grokscope.config import RunConfig
 from grokscope.errors import GrokscopeError
+from grokscope.models.folded import folded_logits, supports_folded
 from grokscope.runs import RunPaths, atomic_write_parquet, atomic_write_text, prepare_run_dir
 from grokscope.training import checkpoint
 from grokscope.training.loss import accuracy, cross_entropy
@@ -79,6 +81,7 @@ def train_run(config: RunConfig, out: str | Path, on_epoch: EpochCallback | None
     query_positions = torch.tensor(data.target_positions)
 
     model = config.model.build(task.d_vocab, task.d_vocab_out, task.n_ctx)
+    forward = partial(folded_logits, model) if cfg.folded and supports_folded(model) else model.forward
     optimizer = make_optimizer(model, cfg)
     config_dict = config.to_dict()
     schedule = set(checkpoint_schedule(cfg.epochs, cfg.checkpoint_every))
@@ -99,13 +102,13 @@ def train_run(config: RunConfig, out: str | Path, on_epoch: EpochCallback | None
     for epoch in range(start, cfg.epochs + 1):
         final = epoch == cfg.epochs
         with torch.set_grad_enabled(not final):
-            logits = model(train_tokens, query_positions)  # [n_train, target, d_vocab_out]
+            logits = forward(train_tokens, query_positions)  # [n_train, target, d_vocab_out]
             loss = cross_entropy(logits, train_labels, cfg.loss_dtype)
         row = {"epoch": epoch, "train_loss": loss.item(), "train_acc": accuracy(logits, train_labels),
                "test_loss": math.nan, "test_acc": math.nan}
         if final or epoch % cfg.eval_every == 0:
             with torch.no_grad():
-                test_logits = model(test_tokens, query_positions)
+                test_logits = forward(test_tokens, query_positions)
                 row["test_loss"] = cross_entropy(test_logits, test_labels, cfg.loss_dtype).item()
                 row["test_acc"] = accuracy(test_logits, test_labels)
             if grok is None and row["test_acc"] >= cfg.grok_threshold:

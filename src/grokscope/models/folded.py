@@ -1,0 +1,78 @@
+"""Exact last-position logits of a 1-layer, LayerNorm-free transformer from per-token tables.
+
+Without LayerNorm, the residual stream entering the block at position ``k`` is
+``R_k[t] = W_E[t] + W_pos[k]``: a function of the token alone. Everything linear in it can
+be tabulated per (position, token, head) once per step instead of once per example:
+
+- attention scores ``S[k, h, t_q, t_k] = (R_q W_Q + b_Q)[t_q] . (R_k W_K + b_K)[t_k] / sqrt(d_head)``;
+- each head's value output pushed through ``W_O`` and on into both ``W_in`` and ``W_U``:
+  ``T[k, t, h] = (R_k W_V + b_V)[t] W_O[h] [W_in | W_U]``;
+- the query position's own residual ``B[t] = R_q[t] [W_in | W_U]``.
+
+Per example the MLP input and the residual's direct logits are then one weighted sum of
+``1 + n_keys * n_heads`` table rows (``embedding_bag``, weights = the attention pattern),
+and the MLP output reaches the logits through ``W_L = W_out W_U`` (as in Nanda et al.).
+The only per-example matmul left is ``act(pre) @ W_L``. Gradients flow through the tables
+to the original weights; tests prove logits, loss and gradients equal the plain forward.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from grokscope.models.transformer import Transformer
+
+
+def supports_folded(model: torch.nn.Module) -> bool:
+    """Whether ``folded_logits`` computes this model exactly (1 layer, no LayerNorm)."""
+    return isinstance(model, Transformer) and model.cfg.n_layers == 1 and model.cfg.normalization_type is None
+
+
+def folded_logits(model: Transformer, tokens: torch.Tensor, query_positions: torch.Tensor) -> torch.Tensor:
+    """``model(tokens, query_positions)`` computed from per-token tables (no hooks fire).
+
+    tokens [batch, pos] -> logits [batch, qpos, d_vocab_out].
+    """
+    return torch.stack([_logits_at(model, tokens, int(q)) for q in query_positions], dim=1)
+
+
+def _logits_at(model: Transformer, tokens: torch.Tensor, q: int) -> torch.Tensor:
+    """Logits at query position ``q``: [batch, d_vocab_out]."""
+    block = model.blocks[0]
+    attn = block.attn
+    n_keys, d_vocab = q + 1, model.d_vocab
+    n_heads, d_head = attn.n_heads, attn.d_head
+    W_U = model.unembed.W_U  # [d_model, d_vocab_out]
+    W_read = W_U if block.attn_only else torch.cat([block.mlp.W_in, W_U], dim=1)  # [d_model, n_read]
+
+    R = model.embed.W_E[None] + model.pos_embed.W_pos[:n_keys, None]  # [key, d_vocab, d_model]
+    Q = torch.einsum("vm,hmd->vhd", R[q], attn.W_Q) + attn.b_Q  # [d_vocab, head, d_head]
+    K = torch.einsum("kvm,hmd->kvhd", R, attn.W_K) + attn.b_K  # [key, d_vocab, head, d_head]
+    S = torch.einsum("uhd,kvhd->khuv", Q, K) / math.sqrt(d_head)  # [key, head, t_q, t_k]
+    t_q, t_k = tokens[:, q], tokens[:, :n_keys]  # [batch], [batch, key]
+    scores = S.reshape(n_keys, n_heads, d_vocab * d_vocab)[
+        torch.arange(n_keys), :, t_q[:, None] * d_vocab + t_k]  # [batch, key, head]
+    pattern = scores.softmax(dim=1)  # [batch, key, head]
+
+    V = torch.einsum("kvm,hmd->kvhd", R, attn.W_V) + attn.b_V  # [key, d_vocab, head, d_head]
+    OV_read = torch.einsum("hdm,mr->hdr", attn.W_O, W_read)  # [head, d_head, n_read]
+    T = torch.einsum("kvhd,hdr->kvhr", V, OV_read)  # [key, d_vocab, head, n_read]
+    table = torch.cat([R[q] @ W_read, T.reshape(-1, W_read.shape[1])])  # [d_vocab + key*d_vocab*head, n_read]
+    rows = d_vocab + ((torch.arange(n_keys) * d_vocab + t_k)[:, :, None] * n_heads
+                      + torch.arange(n_heads))  # [batch, key, head]
+    bag = torch.cat([t_q[:, None], rows.flatten(1)], dim=1)  # [batch, 1 + key*head]
+    weights = torch.cat([torch.ones_like(t_q[:, None], dtype=pattern.dtype), pattern.flatten(1)], dim=1)
+    read = F.embedding_bag(bag, table, per_sample_weights=weights, mode="sum")  # [batch, n_read]
+    read = read + attn.b_O @ W_read  # [batch, n_read]
+
+    if block.attn_only:
+        return read + model.unembed.b_U
+    mlp = block.mlp
+    d_mlp = mlp.W_in.shape[1]
+    pre = read[:, :d_mlp] + mlp.b_in  # [batch, d_mlp]
+    post = F.relu(pre) if mlp.act_fn == "relu" else F.gelu(pre)
+    W_L = mlp.W_out @ W_U  # [d_mlp, d_vocab_out]
+    return read[:, d_mlp:] + post @ W_L + (mlp.b_out @ W_U + model.unembed.b_U)

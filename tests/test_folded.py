@@ -1,0 +1,79 @@
+"""The folded (per-token table) forward equals the plain model: logits, loss and gradients."""
+
+import pytest
+import torch
+
+from grokscope import load_preset, load_run, train_run
+from grokscope.models import TransformerConfig
+from grokscope.models.folded import folded_logits, supports_folded
+from grokscope.training.loss import cross_entropy
+
+CONFIGS = {
+    "canonical": load_preset("nanda2023").model,
+    "gelu-biases": TransformerConfig(d_model=32, n_heads=2, d_head=16, d_mlp=64, act_fn="gelu", train_biases=True),
+    "attn-only": TransformerConfig(d_model=32, n_heads=2, d_head=16, attn_only=True),
+}
+
+
+def random_model(cfg, p, seed=0):
+    model = cfg.build(p + 1, p, 3)
+    model.init_weights(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".b_" in name:
+                param.normal_(0, 0.3)
+    return model
+
+
+def all_pairs(p):
+    x, y = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+    return torch.stack([x.flatten(), y.flatten(), torch.full((p * p,), p)], dim=1)
+
+
+def assert_same_logits_and_grads(model, tokens, labels, positions):
+    qpos = torch.tensor(positions)
+    plain_logits = model(tokens, qpos)
+    folded = folded_logits(model, tokens, qpos)
+    torch.testing.assert_close(folded, plain_logits, rtol=1e-4, atol=2e-5)
+    grads = []
+    for logits in (plain_logits, folded):
+        model.zero_grad()
+        loss = cross_entropy(logits, labels)
+        loss.backward()
+        grads.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    assert grads[1][0] == pytest.approx(grads[0][0], rel=1e-5)
+    assert grads[0][1].keys() == grads[1][1].keys() and len(grads[0][1]) > 0
+    scale = max(g.abs().max().item() for g in grads[0][1].values())
+    for name, g in grads[0][1].items():  # (b_K's true gradient is 0: softmax ignores a shared shift)
+        torch.testing.assert_close(grads[1][1][name], g, rtol=1e-3, atol=2e-5 * scale, msg=name)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_folded_equals_plain_on_random_weights(name):
+    p = 113 if name == "canonical" else 23
+    model = random_model(CONFIGS[name], p)
+    tokens = all_pairs(p)[:: 3 if name == "canonical" else 1]
+    labels = torch.randint(0, p, (len(tokens), 1), generator=torch.Generator().manual_seed(0))
+    assert_same_logits_and_grads(model, tokens, labels, [2])
+
+
+def test_folded_handles_several_query_positions_and_any_tokens():
+    model = random_model(CONFIGS["gelu-biases"], 23)
+    tokens = torch.randint(0, 24, (200, 3), generator=torch.Generator().manual_seed(1))
+    labels = torch.randint(0, 23, (200, 3), generator=torch.Generator().manual_seed(2))
+    assert_same_logits_and_grads(model, tokens, labels, [0, 1, 2])
+
+
+def test_folded_equals_plain_on_trained_weights(tmp_path):
+    config = load_preset("quick", ["train.epochs=1500", "train.checkpoint_every=500"])
+    train_run(config, tmp_path / "run")
+    run = load_run(tmp_path / "run")
+    model = run.model().train()
+    data = run.task.dataset()
+    assert_same_logits_and_grads(model, data.tokens, data.labels, [2])
+
+
+def test_only_exact_cases_are_folded():
+    assert supports_folded(CONFIGS["canonical"].build(114, 113, 3))
+    assert not supports_folded(TransformerConfig(n_layers=2).build(10, 9, 3))
+    assert not supports_folded(TransformerConfig(normalization_type="LN").build(10, 9, 3))
