@@ -71,3 +71,14 @@ def test_softmax_collapse_and_gini():
     assert softmax_collapse_fraction(logits, torch.tensor([0, 0])) == 0.5
     assert gini(torch.ones(10)) == pytest.approx(0.0)
     assert gini(torch.tensor([0.0] * 9 + [1.0])) == pytest.approx(0.9)
+
+
+def test_restrict_neurons_matches_the_full_2d_projection():
+    from grokscope.analysis.circuits import frequency_terms_mask, restrict_neurons
+    from grokscope.analysis.fourier import FourierBasis, fourier_2d
+
+    basis = FourierBasis(23)
+    neurons = torch.randn(23, 23, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    coefficients = fourier_2d(basis, neurons) * frequency_terms_mask(basis, [2, 9])[..., None]
+    full = basis.inverse(basis.inverse(coefficients, dim=0), dim=1)
+    torch.testing.assert_close(restrict_neurons(basis, neurons, [2, 9]), full)

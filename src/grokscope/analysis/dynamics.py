@@ -1,0 +1,97 @@
+"""The grokking epoch and the three phases of training, located from the curves by fixed rules.
+
+Rules (also written into ``analysis.json``):
+
+- grokking epoch: the first evaluated epoch with test accuracy >= the run's grok threshold (99 %).
+- memorisation ends at the first checkpoint where log(train loss) has covered 90 % of its fall
+  from epoch 0 to its minimum before the grokking epoch (the train loss has levelled out).
+- circuit formation ends at the first checkpoint after memorisation where the restricted
+  (trig) train loss is within a factor 2 of its minimum over the run: the generalising
+  circuit alone now fits the training set as well as it ever will.
+- clean-up ends at the first checkpoint after circuit formation where the total sum of
+  squared weights falls more slowly than 20 % of its fastest fall (per epoch, between
+  checkpoints after memorisation): weight decay has finished removing the memorising circuit.
+
+A phase boundary that the run did not reach is None.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+RULES = {
+    "grokking_epoch": "first evaluated epoch with test accuracy >= grok threshold",
+    "memorisation_end": "first checkpoint where log(train loss) has covered 90% of its fall from epoch 0 to its minimum before grokking",
+    "circuit_formation_end": "first checkpoint after memorisation where the restricted train loss is within 2x of its minimum",
+    "cleanup_end": "first checkpoint after circuit formation where the sum of squared weights falls slower than 20% of its fastest fall",
+}
+
+
+@dataclass(frozen=True)
+class Dynamics:
+    grokking_epoch: int | None
+    phases: dict[str, int | None]  # memorisation_end, circuit_formation_end, cleanup_end
+    rules: dict[str, str]
+
+
+def grokking_epoch(metrics: pd.DataFrame, threshold: float) -> int | None:
+    """First evaluated epoch with test accuracy >= threshold."""
+    hit = metrics[metrics["test_acc"] >= threshold]
+    return int(hit["epoch"].iloc[0]) if len(hit) else None
+
+
+def memorisation_end(progress: pd.DataFrame, grok: int | None) -> int | None:
+    before = progress if grok is None else progress[progress["epoch"] <= grok]
+    logs = before["train_loss"].clip(lower=1e-300).map(math.log)
+    start, low = logs.iloc[0], logs.min()
+    if start - low < 1e-9:
+        return None
+    reached = before[logs <= start - 0.9 * (start - low)]
+    return int(reached["epoch"].iloc[0]) if len(reached) else None
+
+
+def circuit_formation_end(progress: pd.DataFrame, after: int | None) -> int | None:
+    if after is None:
+        return None
+    later = progress[progress["epoch"] >= after]
+    low = later["restricted_loss_train"].min()
+    reached = later[later["restricted_loss_train"] <= 2 * low]
+    first = int(reached["epoch"].iloc[0]) if len(reached) else None
+    # a minimum at the very last checkpoint may still be falling: not reached yet
+    if first is None or (first == int(progress["epoch"].iloc[-1]) and len(later) > 1
+                         and later["restricted_loss_train"].iloc[-2] > 2 * low):
+        return None
+    return first
+
+
+def cleanup_end(progress: pd.DataFrame, memorised: int | None, formed: int | None) -> int | None:
+    if memorised is None or formed is None:
+        return None
+    later = progress[progress["epoch"] >= memorised]
+    epochs, ssw = later["epoch"].to_numpy(), later["ssw_total"].to_numpy()
+    if len(epochs) < 3:
+        return None
+    rate = [(ssw[i] - ssw[i + 1]) / (epochs[i + 1] - epochs[i]) for i in range(len(epochs) - 1)]  # fall per epoch
+    fastest = max(rate)
+    if fastest <= 0:
+        return None
+    for i, r in enumerate(rate):
+        if epochs[i] >= formed and r < 0.2 * fastest:
+            return int(epochs[i])
+    return None
+
+
+def locate_phases(metrics: pd.DataFrame, progress: pd.DataFrame, threshold: float) -> Dynamics:
+    """Grokking epoch (from per-epoch metrics) and phase ends (from the per-checkpoint progress table)."""
+    grok = grokking_epoch(metrics, threshold)
+    memorised = memorisation_end(progress, grok)
+    formed = circuit_formation_end(progress, memorised)
+    cleaned = cleanup_end(progress, memorised, formed)
+    return Dynamics(
+        grokking_epoch=grok,
+        phases={"memorisation_end": memorised, "circuit_formation_end": formed, "cleanup_end": cleaned},
+        rules=dict(RULES),
+    )

@@ -1,0 +1,199 @@
+"""``analyze_run``: everything ``grokscope analyze`` computes for a modular-arithmetic run.
+
+Writes ``RUN/progress.parquet`` (one row per checkpoint) and ``RUN/analysis.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from grokscope.analysis import ablation, circuits, dynamics, keys, verdict
+from grokscope.analysis.activations import GridActivations, grid_activations, grid_shape_check
+from grokscope.analysis.fourier import FourierBasis
+from grokscope.analysis.frequencies import embedding_frequency_norms, logit_frequency_fit, neuron_clusters
+from grokscope.analysis.progress import (
+    excluded_loss, gini, grid_loss, restricted_loss, softmax_collapse_fraction,
+)
+from grokscope.errors import GrokscopeError
+from grokscope.runs import Run, atomic_write_parquet, atomic_write_text
+
+FORMAT = "grokscope.analysis/1"
+CLUSTER_THRESHOLD = 0.85
+SIGNS = {"add": 1, "sub": -1}
+
+
+def task_sign(run: Run) -> int:
+    """+1 if the task's answer is a function of x + y, -1 for x - y; other ops are tested against x + y."""
+    return SIGNS.get(run.config.task.op, 1)
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> float:
+    return float((logits.argmax(-1) == labels)[mask].double().mean())
+
+
+def weight_norms(model) -> dict[str, float]:
+    """Sum of squared weights, total and per matrix name (summed over layers)."""
+    out: dict[str, float] = {}
+    for name, param in model.named_parameters():
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf.startswith("W_"):
+            out[f"ssw_{leaf}"] = out.get(f"ssw_{leaf}", 0.0) + float(param.detach().double().pow(2).sum())
+    out["ssw_total"] = float(sum(p.detach().double().pow(2).sum() for p in model.parameters()))
+    return out
+
+
+def neuron_restricted_losses(basis, acts: GridActivations, model, freqs: list[int]) -> tuple[float, float]:
+    """Train and test loss with every neuron restricted to the key frequencies' 2-D terms."""
+    mlp, unembed = model.blocks[-1].mlp, model.unembed
+    restricted = circuits.restrict_neurons(basis, acts.neurons, freqs)
+    logits = circuits.logits_from_neurons(acts.resid_mid, restricted, mlp.W_out.detach(), mlp.b_out.detach(),
+                                          unembed.W_U.detach(), unembed.b_U.detach())
+    return grid_loss(logits, acts.labels, acts.train_mask), grid_loss(logits, acts.labels, ~acts.train_mask)
+
+
+def progress_row(basis: FourierBasis, model, acts: GridActivations, freqs: list[int], sign: int) -> dict[str, float]:
+    """Every progress measure of one checkpoint."""
+    logits, labels, train = acts.logits, acts.labels, acts.train_mask
+    row = {
+        "train_loss": grid_loss(logits, labels, train), "test_loss": grid_loss(logits, labels, ~train),
+        "train_acc": accuracy(logits, labels, train), "test_acc": accuracy(logits, labels, ~train),
+        "excluded_loss_train": excluded_loss(logits, labels, train, freqs, sign),
+        "restricted_loss_train": restricted_loss(logits, labels, train, freqs, sign),
+        "restricted_loss_test": restricted_loss(logits, labels, ~train, freqs, sign),
+        "embed_fourier_gini": gini(embedding_frequency_norms(basis, model.W_E.detach()[: basis.p])),
+        "softmax_collapse_train": softmax_collapse_fraction(logits[train], labels[train]),
+        **weight_norms(model),
+    }
+    for k in freqs:
+        row[f"excluded_loss_train_k{k}"] = excluded_loss(logits, labels, train, [k], sign)
+    if acts.neurons is not None:
+        row["restricted_neuron_loss_train"], row["restricted_neuron_loss_test"] = \
+            neuron_restricted_losses(basis, acts, model, freqs)
+    return row
+
+
+def final_key_frequencies(basis: FourierBasis, model, acts: GridActivations, sign: int):
+    """Key frequencies of the final model by every available method, and the combined set."""
+    emb = embedding_frequency_norms(basis, model.W_E.detach()[: basis.p])
+    fit = logit_frequency_fit(acts.logits, sign)
+    by_method = {"embedding": keys.embedding_keys(emb), "logits": keys.logit_keys(fit)}
+    clusters = None
+    if acts.neurons is not None:
+        clusters = neuron_clusters(basis, acts.neurons, CLUSTER_THRESHOLD)
+        by_method = {"embedding": by_method["embedding"], "neurons": keys.neuron_keys(clusters),
+                     "logits": by_method["logits"]}
+    return keys.combine_key_frequencies(by_method), emb, fit, clusters
+
+
+def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
+    """Analyse a run and write ``analysis.json`` and ``progress.parquet`` into its directory."""
+    if not run.complete:
+        raise GrokscopeError(f"run {run.paths.root} is incomplete (no summary.json); finish it first (re-run its command)")
+    grid_shape_check(run.task)
+    if run.config.model.kind != "transformer" or run.config.model.n_layers != 1:
+        raise GrokscopeError("the Fourier analysis covers 1-layer transformers for now")
+    t0 = time.perf_counter()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    basis = FourierBasis(run.config.task.p)
+    sign = task_sign(run)
+    split = run.task.split()
+    epochs = run.checkpoint_epochs
+
+    final_model = run.model(epochs[-1])
+    final_acts = grid_activations(final_model, run.task, split.train)
+    found, emb_norms, fit, clusters = final_key_frequencies(basis, final_model, final_acts, sign)
+    freqs = found.key
+
+    rows = []
+    for i, epoch in enumerate(epochs):
+        model = final_model if epoch == epochs[-1] else run.model(epoch)
+        acts = final_acts if epoch == epochs[-1] else grid_activations(model, run.task, split.train)
+        rows.append({"epoch": epoch, **progress_row(basis, model, acts, freqs, sign)})
+        if on_checkpoint is not None:
+            on_checkpoint(i + 1, len(epochs))
+    progress = pd.DataFrame(rows)
+
+    final = rows[-1]
+    mlp = final_model.blocks[-1].mlp if not final_model.cfg.attn_only else None
+    analysis: dict[str, Any] = {
+        "format": FORMAT,
+        "epoch": epochs[-1],
+        "sign": sign,
+        "key_frequencies": freqs,
+        "key_frequency_rule": found.rules["combined"],
+        "key_frequency_rules": found.rules,
+        "key_frequencies_by_method": found.by_method,
+        "key_frequency_disagreements": found.disagreements,
+        "embedding_frequency_norms": emb_norms.tolist(),
+        "logit_frequency_share": fit.share.tolist(),
+        "logit_frequency_alpha": fit.alpha.tolist(),
+    }
+    W_L_ = None
+    if mlp is not None:
+        W_L_ = circuits.W_L(mlp.W_out.detach(), final_model.unembed.W_U.detach())
+        analysis["neurons"] = {
+            "threshold": CLUSTER_THRESHOLD,
+            "frequency": clusters.frequency.tolist(),
+            "fve": clusters.fve.tolist(),
+            "cluster_sizes": {str(k): v for k, v in clusters.sizes().items()},
+        }
+        analysis["W_L_frequency_norms"] = circuits.W_L_frequency_norms(basis, W_L_).tolist()
+    attention = circuits.attention_summary(basis, final_acts.pattern)
+    analysis["attention"] = asdict(attention)
+    pcs, ratio = circuits.embedding_pca(final_model.W_E.detach()[: basis.p])
+    analysis["embedding_pca_variance_ratio"] = ratio.tolist()
+
+    metrics = run.metrics
+    dyn = dynamics.locate_phases(metrics, progress, run.config.train.grok_threshold)
+    analysis["grokking_epoch"] = dyn.grokking_epoch
+    analysis["phases"] = dyn.phases
+    analysis["phase_rules"] = dyn.rules
+
+    analysis["final"] = {
+        "train_loss": final["train_loss"], "test_loss": final["test_loss"],
+        "train_acc": final["train_acc"], "test_acc": final["test_acc"],
+        "restricted_loss_train": final["restricted_loss_train"],
+        "restricted_loss_test": final["restricted_loss_test"],
+        "excluded_loss_train": final["excluded_loss_train"],
+        "logit_fve": fit.fve(freqs),
+        "neuron_fve_mean": float(clusters.fve.mean()) if clusters is not None else None,
+        "frac_neurons_clustered": float(clusters.clustered.double().mean()) if clusters is not None else None,
+        "frac_neurons_in_key_clusters": float((clusters.clustered & torch.isin(clusters.frequency, torch.tensor(freqs, dtype=torch.long))).double().mean())
+        if clusters is not None else None,
+        "restricted_neuron_loss_test": final.get("restricted_neuron_loss_test"),
+    }
+    if mlp is not None:
+        abl = ablation.run_ablations(basis, final_acts.logits, final_acts.labels, final_acts.neurons, W_L_,
+                                     clusters.frequency, clusters.clustered, freqs)
+        analysis["ablations"] = {**asdict(abl), "top_k": [list(t) for t in abl.top_k],
+                                 "clusters": {str(k): v for k, v in abl.clusters.items()},
+                                 "frequency_directions": {str(k): v for k, v in abl.frequency_directions.items()},
+                                 "importance_definition": "increase in all-pairs loss when the neuron is replaced by its mean activation over the grid"}
+    else:
+        analysis["ablations"] = None
+    v = verdict.decide(analysis, basis.p)
+    analysis["verdict"] = asdict(v)
+    analysis["seconds"] = time.perf_counter() - t0
+
+    atomic_write_parquet(run.paths.root / "progress.parquet", progress)
+    atomic_write_text(run.paths.root / "analysis.json", json.dumps(_finite(analysis), indent=2) + "\n")
+    return analysis
+
+
+def _finite(value):
+    """JSON has no NaN or infinity: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

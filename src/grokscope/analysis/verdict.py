@@ -1,0 +1,44 @@
+"""Does the run implement the Fourier-multiplication algorithm? Decided by stated criteria.
+
+Every criterion must hold for a positive verdict:
+
+1. the model generalises: final test accuracy >= 99 %;
+2. a sparse set of key frequencies exists: 1 <= |K| <= p // 4;
+3. the logits are the algorithm's: ``sum_k alpha_k cos(w_k(x + s*y - z))`` over K explains
+   >= 70 % of the centred logits' variance (the paper: 95 %);
+4. the key directions suffice: restricted loss on the test pairs <= 0.1 nats;
+5. the model depends on them: the excluded train loss is >= 10x the train loss and >= 0.1 nats;
+6. (MLP models) the neurons implement it: >= 50 % of neurons are clustered (FVE >= 0.85) on a key frequency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Verdict:
+    implements_fourier_multiplication: bool
+    key_frequencies: list[int]
+    reasons: list[str]  # one sentence per criterion, with its number, each starting "pass:" or "fail:"
+
+
+def decide(analysis: dict, p: int) -> Verdict:
+    """Apply the criteria to an analysis dict (see ``pipeline.analyze_run``)."""
+    final, freqs = analysis["final"], analysis["key_frequencies"]
+    checks: list[tuple[bool, str]] = [
+        (final["test_acc"] >= 0.99, f"final test accuracy is {final['test_acc']:.1%} (needs >= 99%)"),
+        (1 <= len(freqs) <= p // 4,
+         f"{len(freqs)} key frequencies {freqs} (needs 1 to {p // 4})"),
+        (final["logit_fve"] >= 0.7,
+         f"cos(w(x+y-z)) waves of the key frequencies explain {final['logit_fve']:.1%} of the logits' variance (needs >= 70%)"),
+        (final["restricted_loss_test"] <= 0.1,
+         f"restricted test loss is {final['restricted_loss_test']:.3g} (needs <= 0.1; full test loss {final['test_loss']:.3g})"),
+        (final["excluded_loss_train"] >= max(10 * final["train_loss"], 0.1),
+         f"excluded train loss is {final['excluded_loss_train']:.3g} vs train loss {final['train_loss']:.3g} (needs >= 10x and >= 0.1)"),
+    ]
+    if final.get("frac_neurons_in_key_clusters") is not None:
+        share = final["frac_neurons_in_key_clusters"]
+        checks.append((share >= 0.5, f"{share:.1%} of neurons are clustered on a key frequency (needs >= 50%)"))
+    reasons = [("pass: " if ok else "fail: ") + text for ok, text in checks]
+    return Verdict(implements_fourier_multiplication=all(ok for ok, _ in checks), key_frequencies=freqs, reasons=reasons)

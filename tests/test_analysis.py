@@ -1,0 +1,147 @@
+"""The analysis pipeline on real trained runs (one that groks, one stopped while memorising)."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from grokscope import GrokscopeError, load_preset, load_run, train_run
+from grokscope.analysis.ablation import edited_logits
+from grokscope.analysis.activations import grid_activations
+from grokscope.analysis.circuits import W_L
+from grokscope.analysis.dynamics import locate_phases
+from grokscope.analysis.keys import combine_key_frequencies
+from grokscope.analysis.pipeline import analyze_run
+from grokscope.analysis.verdict import decide
+from grokscope.cli import app
+
+
+@pytest.fixture(scope="module")
+def grokked(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "grokked"
+    train_run(load_preset("quick", ["train.stop_after_grok=1000"]), out)
+    run = load_run(out)
+    return run, analyze_run(run)
+
+
+@pytest.fixture(scope="module")
+def memorising(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "memorising"
+    train_run(load_preset("quick", ["train.epochs=400"]), out)
+    run = load_run(out)
+    return run, analyze_run(run)
+
+
+def test_output_contract(grokked):
+    run, analysis = grokked
+    saved = json.loads((run.paths.root / "analysis.json").read_text())
+    for key in ("key_frequencies", "key_frequency_rule", "key_frequencies_by_method", "grokking_epoch",
+                "phases", "final", "ablations", "verdict"):
+        assert key in saved, key
+    assert set(saved["key_frequencies_by_method"]) == {"embedding", "neurons", "logits"}
+    assert set(saved["phases"]) == {"memorisation_end", "circuit_formation_end", "cleanup_end"}
+    for key in ("train_loss", "test_loss", "restricted_loss_train", "restricted_loss_test", "excluded_loss_train",
+                "logit_fve", "neuron_fve_mean", "frac_neurons_clustered"):
+        assert isinstance(saved["final"][key], float), key
+    assert set(saved["verdict"]) >= {"implements_fourier_multiplication", "reasons"}
+    progress = pd.read_parquet(run.paths.root / "progress.parquet")
+    assert progress["epoch"].tolist() == run.checkpoint_epochs
+    for column in ("excluded_loss_train", "restricted_loss_train", "restricted_loss_test", "ssw_total", "ssw_W_E",
+                   "embed_fourier_gini", "softmax_collapse_train", "restricted_neuron_loss_test"):
+        assert column in progress.columns, column
+
+
+def test_grokked_run_implements_fourier_multiplication(grokked):
+    run, a = grokked
+    final = a["final"]
+    assert a["verdict"]["implements_fourier_multiplication"], a["verdict"]["reasons"]
+    assert 1 <= len(a["key_frequencies"]) <= 7
+    for method, found in a["key_frequencies_by_method"].items():  # agreement, or the difference is reported
+        for k in set(found) ^ set(a["key_frequencies"]):
+            assert any(d.startswith(f"frequency {k}:") for d in a["key_frequency_disagreements"]), (method, k)
+    assert final["logit_fve"] >= 0.9
+    assert final["restricted_loss_test"] < final["test_loss"]
+    assert final["excluded_loss_train"] > 100 * final["train_loss"]
+    assert final["frac_neurons_clustered"] >= 0.5
+    phases = a["phases"]
+    assert phases["memorisation_end"] < phases["circuit_formation_end"] <= phases["cleanup_end"]
+    m = run.metrics.set_index("epoch")
+    assert m.loc[phases["memorisation_end"], "train_acc"] == 1.0  # memorised by then
+    assert a["grokking_epoch"] == run.summary["grokking_epoch"]
+    # replacing every clustered neuron by its single-frequency approximation barely changes the loss
+    ab = a["ablations"]
+    assert ab["clustered_single_frequency_approximation"] < ab["base_loss"] + 0.05
+    losses = [loss for _, loss in ab["top_k"]]
+    assert losses[-1] > losses[0] and max(losses) > 1.0  # ablating many important neurons breaks the model
+    for k in a["key_frequencies"]:
+        assert ab["frequency_directions"][str(k)] > ab["base_loss"]
+
+
+def test_memorising_run_gets_a_negative_verdict(memorising):
+    run, a = memorising
+    assert not a["verdict"]["implements_fourier_multiplication"]
+    assert any(r.startswith("fail: final test accuracy") for r in a["verdict"]["reasons"])
+    assert a["grokking_epoch"] is None
+
+
+def test_ablation_by_W_L_equals_a_hooked_forward(grokked):
+    run, _ = grokked
+    model = run.model()
+    acts = grid_activations(model, run.task, run.task.split().train)
+    edited = acts.neurons.clone()
+    edited[..., :10] = 0.0
+    predicted = edited_logits(acts.logits, acts.neurons, edited, W_L(model.blocks[0].mlp.W_out, model.W_U))
+
+    def zero_first_ten(activation, hook):
+        activation = activation.clone()
+        activation[..., :10] = 0.0
+        return activation
+
+    with torch.no_grad():
+        hooked = model.run_with_hooks(run.task.dataset().tokens,
+                                      fwd_hooks=[("blocks.0.mlp.hook_post", zero_first_ten)])[:, 2]
+    p = run.config.task.p
+    torch.testing.assert_close(predicted.float(), hooked.reshape(p, p, p), rtol=1e-4, atol=1e-4)
+
+
+def test_combined_key_frequencies_and_disagreements():
+    found = combine_key_frequencies({"embedding": [3, 5, 9], "neurons": [3, 5], "logits": [3, 5, 11]})
+    assert found.key == [3, 5]
+    assert found.disagreements == ["frequency 9: named by embedding, not by neurons, logits",
+                                   "frequency 11: named by logits, not by embedding, neurons"]
+    assert combine_key_frequencies({"embedding": [2], "logits": [2, 4]}).key == [2]  # two methods: both
+
+
+def test_phases_from_synthetic_curves():
+    epochs = list(range(0, 2001, 100))
+    train = [4.0 * 0.01 ** min(e / 300, 4) for e in epochs]  # memorised by epoch 1200
+    restricted = [4.0 if e < 1000 else max(1e-6, 4.0 * 0.001 ** ((e - 1000) / 300)) for e in epochs]
+    ssw = [1000.0 if e < 1300 else max(0.0, 1000.0 - 2.0 * (e - 1300)) for e in epochs]  # falls until 1800
+    progress = pd.DataFrame({"epoch": epochs, "train_loss": train, "restricted_loss_train": restricted, "ssw_total": ssw})
+    metrics = pd.DataFrame({"epoch": epochs, "test_acc": [0.1 if e < 1500 else 1.0 for e in epochs]})
+    d = locate_phases(metrics, progress, 0.99)
+    assert d.grokking_epoch == 1500
+    # restricted loss within 2x of its floor (1e-6) from epoch 1630; weights stop falling at 1800
+    assert d.phases == {"memorisation_end": 1100, "circuit_formation_end": 1700, "cleanup_end": 1800}
+
+
+def test_verdict_never_forces_a_positive():
+    final = {"test_acc": 1.0, "logit_fve": 0.2, "restricted_loss_test": 3.0, "test_loss": 0.01,
+             "excluded_loss_train": 0.01, "train_loss": 0.01, "frac_neurons_in_key_clusters": 0.1}
+    v = decide({"final": final, "key_frequencies": [1, 2, 3]}, 31)
+    assert not v.implements_fourier_multiplication
+    assert sum(r.startswith("fail") for r in v.reasons) == 4
+
+
+def test_analyze_refuses_incomplete_or_missing_runs(tmp_path):
+    config = load_preset("quick", ["train.epochs=20"])
+    train_run(config, tmp_path / "run")
+    (tmp_path / "run" / "summary.json").unlink()
+    with pytest.raises(GrokscopeError, match="incomplete"):
+        analyze_run(load_run(tmp_path / "run"))
+    result = CliRunner().invoke(app, ["analyze", str(tmp_path / "missing")])
+    assert result.exit_code == 2 and result.stderr.strip() == f"error: no run directory at {tmp_path / 'missing'}"
+    result = CliRunner().invoke(app, ["analyze", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "incomplete" in result.stderr and len(result.stderr.strip().splitlines()) == 1
