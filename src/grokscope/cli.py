@@ -89,6 +89,25 @@ def run(
     out = out or Path("runs") / (CANONICAL + ("-full" if full else ""))
     summary = train_with_progress(config, out)
     console.print(summary_line(summary, out), highlight=False, soft_wrap=True)
+    analyze_with_progress(out)
+
+
+def analyze_with_progress(run_dir: Path) -> dict:
+    """Analyse a finished run with a progress bar; print the verdict and where the files went."""
+    from grokscope.analysis.pipeline import analyze_run
+    from grokscope.runs import load_run
+
+    run_ = load_run(run_dir)
+    columns = [TextColumn("[bold]analysing"), BarColumn(), MofNCompleteColumn(), TextColumn("checkpoints"),
+               TimeElapsedColumn()]
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("analyse", total=len(run_.checkpoint_epochs))
+        analysis = analyze_run(run_, on_checkpoint=lambda done, total: progress.update(bar, completed=done))
+    console.print(verdict_line(analysis), highlight=False, soft_wrap=True)
+    for reason in analysis["verdict"]["reasons"]:
+        console.print(f"  {reason}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {run_dir / 'analysis.json'} and {run_dir / 'progress.parquet'}", highlight=False)
+    return analysis
 
 
 @app.command()
@@ -109,19 +128,7 @@ def train(
 @user_errors
 def analyze(run_dir: Path = typer.Argument(..., help="A finished run directory.")) -> None:
     """Reverse-engineer a modular-arithmetic run: writes RUN/analysis.json and RUN/progress.parquet."""
-    from grokscope.analysis.pipeline import analyze_run
-    from grokscope.runs import load_run
-
-    run_ = load_run(run_dir)
-    columns = [TextColumn("[bold]analysing"), BarColumn(), MofNCompleteColumn(), TextColumn("checkpoints"),
-               TimeElapsedColumn()]
-    with Progress(*columns, console=console) as progress:
-        bar = progress.add_task("analyse", total=len(run_.checkpoint_epochs))
-        analysis = analyze_run(run_, on_checkpoint=lambda done, total: progress.update(bar, completed=done))
-    console.print(verdict_line(analysis), highlight=False, soft_wrap=True)
-    for reason in analysis["verdict"]["reasons"]:
-        console.print(f"  {reason}", highlight=False, soft_wrap=True)
-    console.print(f"wrote {run_dir / 'analysis.json'} and {run_dir / 'progress.parquet'}", highlight=False)
+    analyze_with_progress(run_dir)
 
 
 def verdict_line(analysis: dict) -> str:

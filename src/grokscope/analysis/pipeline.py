@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -80,6 +83,42 @@ def progress_row(basis: FourierBasis, model, acts: GridActivations, freqs: list[
     return row
 
 
+def _rows_for(root: str, epochs: list[int], freqs: list[int], sign: int) -> list[dict]:
+    """Progress rows of some checkpoints of a run (runs in a worker process)."""
+    torch.set_num_threads(1)
+    run = Run(Path(root))
+    basis, split = FourierBasis(run.config.task.p), run.task.split()
+    rows = []
+    for epoch in epochs:
+        model = run.model(epoch)
+        acts = grid_activations(model, run.task, split.train)
+        rows.append({"epoch": epoch, **progress_row(basis, model, acts, freqs, sign)})
+    return rows
+
+
+def progress_rows(run: Run, epochs: list[int], freqs: list[int], sign: int, on_checkpoint=None,
+                  workers: int | None = None) -> list[dict]:
+    """One progress row per checkpoint, computed by ``workers`` processes (default: one per core,
+    at most 2 per 40 checkpoints) in chunks of 8 checkpoints."""
+    workers = workers or min(os.cpu_count() or 1, max(1, len(epochs) // 20))
+    chunks = [epochs[i:i + 8] for i in range(0, len(epochs), 8)]
+    rows: list[dict] = []
+    if workers == 1:
+        for chunk in chunks:
+            rows += _rows_for(str(run.paths.root), chunk, freqs, sign)
+            if on_checkpoint is not None:
+                on_checkpoint(len(rows), len(epochs))
+        return rows
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = [pool.submit(_rows_for, str(run.paths.root), chunk, freqs, sign) for chunk in chunks]
+        for future in futures:
+            rows += future.result()
+            if on_checkpoint is not None:
+                on_checkpoint(len(rows), len(epochs))
+    return rows
+
+
 def final_key_frequencies(basis: FourierBasis, model, acts: GridActivations, sign: int):
     """Key frequencies of the final model by every available method, and the combined set."""
     emb = embedding_frequency_norms(basis, model.W_E.detach()[: basis.p])
@@ -101,7 +140,6 @@ def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
     if run.config.model.kind != "transformer" or run.config.model.n_layers != 1:
         raise GrokscopeError("the Fourier analysis covers 1-layer transformers for now")
     t0 = time.perf_counter()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     basis = FourierBasis(run.config.task.p)
     sign = task_sign(run)
     split = run.task.split()
@@ -112,13 +150,7 @@ def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
     found, emb_norms, fit, clusters = final_key_frequencies(basis, final_model, final_acts, sign)
     freqs = found.key
 
-    rows = []
-    for i, epoch in enumerate(epochs):
-        model = final_model if epoch == epochs[-1] else run.model(epoch)
-        acts = final_acts if epoch == epochs[-1] else grid_activations(model, run.task, split.train)
-        rows.append({"epoch": epoch, **progress_row(basis, model, acts, freqs, sign)})
-        if on_checkpoint is not None:
-            on_checkpoint(i + 1, len(epochs))
+    rows = progress_rows(run, epochs, freqs, sign, on_checkpoint)
     progress = pd.DataFrame(rows)
 
     final = rows[-1]
