@@ -90,19 +90,27 @@ def _logits_at(model: Transformer, tokens: torch.Tensor, q: int) -> torch.Tensor
     V = torch.einsum("kvm,hmd->kvhd", R, attn.W_V) + attn.b_V  # [key, d_vocab, head, d_head]
     OV_read = torch.einsum("hdm,mr->hdr", attn.W_O, W_read)  # [head, d_head, n_read]
     T = torch.einsum("kvhd,hdr->kvhr", V, OV_read)  # [key, d_vocab, head, n_read]
-    table = torch.cat([R[q] @ W_read, T.reshape(-1, W_read.shape[1])])  # [d_vocab + key*d_vocab*head, n_read]
+    base = R[q] @ W_read + _read_bias(model, W_read)  # [d_vocab, n_read]: the query's own row, every bias folded in
+    table = torch.cat([base, T.reshape(-1, W_read.shape[1])])  # [d_vocab + key*d_vocab*head, n_read]
     rows = d_vocab + ((torch.arange(n_keys) * d_vocab + t_k)[:, :, None] * n_heads
                       + torch.arange(n_heads))  # [batch, key, head]
-    bag = torch.cat([t_q[:, None], rows.flatten(1)], dim=1)  # [batch, 1 + key*head]
+    bag = torch.cat([t_q[:, None], rows.flatten(1)], dim=1)  # [batch, 1 + key*head], sorted per row
     weights = torch.cat([torch.ones_like(t_q[:, None], dtype=pattern.dtype), pattern.flatten(1)], dim=1)
-    read = RowMix.apply(table, bag, weights)  # [batch, n_read]
-    read = read + attn.b_O @ W_read  # [batch, n_read]
-
+    read = RowMix.apply(table, bag, weights)  # [batch, n_read]: MLP pre-activation | direct logits
     if block.attn_only:
-        return read + model.unembed.b_U
+        return read
     mlp = block.mlp
     d_mlp = mlp.W_in.shape[1]
-    pre = read[:, :d_mlp] + mlp.b_in  # [batch, d_mlp]
+    pre, direct = read.split([d_mlp, read.shape[1] - d_mlp], dim=1)  # (split's backward is one cat)
     post = F.relu(pre) if mlp.act_fn == "relu" else F.gelu(pre)
-    W_L = mlp.W_out @ W_U  # [d_mlp, d_vocab_out]
-    return read[:, d_mlp:] + post @ W_L + (mlp.b_out @ W_U + model.unembed.b_U)
+    return torch.addmm(direct, post, mlp.W_out @ W_U)  # W_L = W_out W_U: [d_mlp, d_vocab_out]
+
+
+def _read_bias(model: Transformer, W_read: torch.Tensor) -> torch.Tensor:
+    """Every bias, as seen by [MLP input | logits]: ``b_O W_read + [b_in | b_out W_U + b_U]``: [n_read]."""
+    block = model.blocks[0]
+    bias = block.attn.b_O @ W_read
+    if block.attn_only:
+        return bias + model.unembed.b_U
+    mlp = block.mlp
+    return bias + torch.cat([mlp.b_in, mlp.b_out @ model.unembed.W_U + model.unembed.b_U])
