@@ -16,13 +16,15 @@ CONFIGS = {
 
 
 def random_model(cfg, p, seed=0):
+    """A float64 model with the paper's init and random (seeded) biases."""
     model = cfg.build(p + 1, p, 3)
     model.init_weights(seed)
+    g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in model.named_parameters():
             if ".b_" in name:
-                param.normal_(0, 0.3)
-    return model
+                param.copy_(0.3 * torch.randn(param.shape, generator=g))
+    return model.double()
 
 
 def all_pairs(p):
@@ -34,18 +36,17 @@ def assert_same_logits_and_grads(model, tokens, labels, positions):
     qpos = torch.tensor(positions)
     plain_logits = model(tokens, qpos)
     folded = folded_logits(model, tokens, qpos)
-    torch.testing.assert_close(folded, plain_logits, rtol=1e-4, atol=2e-5)
+    torch.testing.assert_close(folded, plain_logits, rtol=1e-9, atol=1e-10)
     grads = []
     for logits in (plain_logits, folded):
         model.zero_grad()
         loss = cross_entropy(logits, labels)
         loss.backward()
         grads.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
-    assert grads[1][0] == pytest.approx(grads[0][0], rel=1e-5)
+    assert grads[1][0] == pytest.approx(grads[0][0], rel=1e-12)
     assert grads[0][1].keys() == grads[1][1].keys() and len(grads[0][1]) > 0
-    scale = max(g.abs().max().item() for g in grads[0][1].values())
     for name, g in grads[0][1].items():  # (b_K's true gradient is 0: softmax ignores a shared shift)
-        torch.testing.assert_close(grads[1][1][name], g, rtol=1e-3, atol=2e-5 * scale, msg=name)
+        torch.testing.assert_close(grads[1][1][name], g, rtol=1e-8, atol=1e-12, msg=name)
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -68,9 +69,12 @@ def test_folded_equals_plain_on_trained_weights(tmp_path):
     config = load_preset("quick", ["train.epochs=1500", "train.checkpoint_every=500"])
     train_run(config, tmp_path / "run")
     run = load_run(tmp_path / "run")
-    model = run.model().train()
+    model = run.model().train().double()
     data = run.task.dataset()
     assert_same_logits_and_grads(model, data.tokens, data.labels, [2])
+    model32 = run.model().train()  # and in float32, as trained, to float32 tolerance
+    qpos = torch.tensor([2])
+    torch.testing.assert_close(folded_logits(model32, data.tokens, qpos), model32(data.tokens, qpos), rtol=1e-4, atol=1e-4)
 
 
 def test_only_exact_cases_are_folded():

@@ -83,6 +83,15 @@ def test_same_seed_same_metrics(tiny_config, tmp_path):
     assert not load_run(tmp_path / "a").metrics.equals(load_run(tmp_path / "c").metrics)
 
 
+def test_same_seed_same_metrics_on_two_threads(tmp_path):
+    """The canonical shapes on two threads (where some CPU kernels are not deterministic by
+    default) still repeat bit for bit."""
+    config = load_preset("nanda2023", ["train.epochs=20", "train.threads=2", "train.checkpoint_every=10"])
+    train_run(config, tmp_path / "a")
+    train_run(config, tmp_path / "b")
+    pd.testing.assert_frame_equal(load_run(tmp_path / "a").metrics, load_run(tmp_path / "b").metrics, check_exact=True)
+
+
 def test_finished_run_is_not_retrained(tiny_config, tmp_path):
     first = train_run(tiny_config, tmp_path / "run")
     before = os.path.getmtime(tmp_path / "run" / "metrics.parquet")

@@ -71,8 +71,17 @@ def train_run(config: RunConfig, out: str | Path, on_epoch: EpochCallback | None
     paths = prepare_run_dir(Path(out), config)
     if paths.summary.is_file():
         return RunSummary(**json.loads(paths.summary.read_text()))
+    torch.set_num_threads(config.train.threads)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)  # bitwise-repeatable on several threads too, at no measured cost
+    try:
+        return _train(config, paths, on_epoch)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -> RunSummary:
     cfg = config.train
-    torch.set_num_threads(cfg.threads)
     task = config.task.build()
     data = task.dataset()
     split = task.split()
