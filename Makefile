@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install lens run test test-slow clean
+.PHONY: install extras run test test-slow clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,10 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-# the optional TransformerLens extra (~600 MB): enables export and its equivalence test
-lens: install
-	$(BIN)/pip install -q -e '.[dev,lens]'
+# optional extras: TransformerLens (~600 MB; export and its equivalence test) and Playwright
+# (PNG export and the report's browser test; uses Debian's chromium, never downloads a browser)
+extras: install
+	$(BIN)/pip install -q -e '.[dev,lens,browser]'
 
 run: install
 	$(BIN)/grokscope run

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from grokscope import load_preset
+from grokscope import load_preset, load_run, train_run
+from grokscope.analysis.pipeline import analyze_run
 
 
 @pytest.fixture
@@ -21,3 +22,21 @@ def _isolate_torch_threads():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def grokked(tmp_path_factory):
+    """A real (x + y) mod 31 run trained 1000 epochs past grokking, and its analysis."""
+    out = tmp_path_factory.mktemp("runs") / "grokked"
+    train_run(load_preset("quick", ["train.stop_after_grok=1000"]), out)
+    run = load_run(out)
+    return run, analyze_run(run)
+
+
+@pytest.fixture(scope="session")
+def memorising(tmp_path_factory):
+    """The same set-up stopped at epoch 400, while it has only memorised, and its analysis."""
+    out = tmp_path_factory.mktemp("runs") / "memorising"
+    train_run(load_preset("quick", ["train.epochs=400"]), out)
+    run = load_run(out)
+    return run, analyze_run(run)

@@ -18,22 +18,6 @@ from grokscope.analysis.verdict import decide
 from grokscope.cli import app
 
 
-@pytest.fixture(scope="module")
-def grokked(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "grokked"
-    train_run(load_preset("quick", ["train.stop_after_grok=1000"]), out)
-    run = load_run(out)
-    return run, analyze_run(run)
-
-
-@pytest.fixture(scope="module")
-def memorising(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "memorising"
-    train_run(load_preset("quick", ["train.epochs=400"]), out)
-    run = load_run(out)
-    return run, analyze_run(run)
-
-
 def test_output_contract(grokked):
     run, analysis = grokked
     saved = json.loads((run.paths.root / "analysis.json").read_text())

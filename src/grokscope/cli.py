@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from grokscope.config import RunConfig, load_preset, preset_names, preset_text
 from grokscope.errors import GrokscopeError
 from grokscope.models import MODELS
+from grokscope.report import build_report
 from grokscope.schema import type_name
 from grokscope.tasks import TASKS
 from grokscope.training.loop import RunSummary, train_run
@@ -90,6 +91,7 @@ def run(
     summary = train_with_progress(config, out)
     console.print(summary_line(summary, out), highlight=False, soft_wrap=True)
     analyze_with_progress(out)
+    console.print(f"report: {build_report(out)}", highlight=False, soft_wrap=True)
 
 
 def analyze_with_progress(run_dir: Path) -> dict:
@@ -139,6 +141,25 @@ def verdict_line(analysis: dict) -> str:
     return (f"verdict: {yes} the Fourier-multiplication algorithm; key frequencies {analysis['key_frequencies']}; "
             f"grokked at {analysis['grokking_epoch']}; phases end at memorisation {phases['memorisation_end']}, "
             f"circuit formation {phases['circuit_formation_end']}, clean-up {phases['cleanup_end']}")
+
+
+@app.command()
+@user_errors
+def report(
+    run_dir: Path = typer.Argument(..., help="An analysed run directory."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file [default: RUN/report.html]."),
+    png: bool = typer.Option(False, "--png", help="Also save each figure as RUN/figures/figure-N.png (needs Chromium)."),
+) -> None:
+    """Write the run's HTML report (offline, one file), analysing the run first if needed."""
+    from grokscope.report.browser import export_pngs
+
+    if not (run_dir / "analysis.json").is_file() and (run_dir / "config.json").is_file():
+        analyze_with_progress(run_dir)
+    path = build_report(run_dir, out)
+    console.print(f"report: {path}", highlight=False, soft_wrap=True)
+    if png:
+        for figure in export_pngs(path, run_dir / "figures"):
+            console.print(f"png: {figure}", highlight=False)
 
 
 @app.command()

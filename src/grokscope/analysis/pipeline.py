@@ -20,13 +20,14 @@ import torch
 
 from grokscope.analysis import ablation, circuits, dynamics, keys, verdict
 from grokscope.analysis.activations import GridActivations, grid_activations, grid_shape_check
-from grokscope.analysis.fourier import FourierBasis
+from grokscope.analysis.fourier import FourierBasis, fourier_2d
 from grokscope.analysis.frequencies import embedding_frequency_norms, logit_frequency_fit, neuron_clusters
 from grokscope.analysis.progress import (
     excluded_loss, gini, grid_loss, restricted_loss, softmax_collapse_fraction,
 )
 from grokscope.errors import GrokscopeError
 from grokscope.runs import Run, atomic_write_parquet, atomic_write_text
+from grokscope.training import checkpoint
 
 FORMAT = "grokscope.analysis/1"
 CLUSTER_THRESHOLD = 0.85
@@ -65,18 +66,21 @@ def neuron_restricted_losses(basis, acts: GridActivations, model, freqs: list[in
 def progress_row(basis: FourierBasis, model, acts: GridActivations, freqs: list[int], sign: int) -> dict[str, float]:
     """Every progress measure of one checkpoint."""
     logits, labels, train = acts.logits, acts.labels, acts.train_mask
+    embed_norms = embedding_frequency_norms(basis, model.W_E.detach()[: basis.p])
     row = {
         "train_loss": grid_loss(logits, labels, train), "test_loss": grid_loss(logits, labels, ~train),
         "train_acc": accuracy(logits, labels, train), "test_acc": accuracy(logits, labels, ~train),
         "excluded_loss_train": excluded_loss(logits, labels, train, freqs, sign),
         "restricted_loss_train": restricted_loss(logits, labels, train, freqs, sign),
         "restricted_loss_test": restricted_loss(logits, labels, ~train, freqs, sign),
-        "embed_fourier_gini": gini(embedding_frequency_norms(basis, model.W_E.detach()[: basis.p])),
+        "embed_fourier_gini": gini(embed_norms),
         "softmax_collapse_train": softmax_collapse_fraction(logits[train], labels[train]),
         **weight_norms(model),
     }
     for k in freqs:
         row[f"excluded_loss_train_k{k}"] = excluded_loss(logits, labels, train, [k], sign)
+    for k in basis.frequencies:
+        row[f"embed_norm_k{k}"] = float(embed_norms[k - 1])
     if acts.neurons is not None:
         row["restricted_neuron_loss_train"], row["restricted_neuron_loss_test"] = \
             neuron_restricted_losses(basis, acts, model, freqs)
@@ -132,6 +136,35 @@ def final_key_frequencies(basis: FourierBasis, model, acts: GridActivations, sig
     return keys.combine_key_frequencies(by_method), emb, fit, clusters
 
 
+def figure_arrays(basis: FourierBasis, model, acts: GridActivations, freqs: list[int], clusters, pcs) -> dict:
+    """Grids the report draws (no maths left for it): example neurons and their single-frequency
+    approximations, the logits' 2-D spectrum, the embedding circles, attention over the grid."""
+    p = basis.p
+    arrays: dict = {"embedding_pcs": pcs.float()}
+    centred = acts.logits - acts.logits.mean(-1, keepdim=True)
+    arrays["logits_spectrum_2d"] = fourier_2d(basis, centred).norm(dim=-1).float()  # [basis, basis]
+    arrays["attention_to_x"] = acts.pattern[..., 0].permute(2, 0, 1).float()  # [head, x, y]
+    arrays["attention_to_y"] = acts.pattern[..., 1].permute(2, 0, 1).float()
+    if freqs:
+        arrays["embedding_circles"] = torch.stack(
+            [circuits.embedding_circle(basis, model.W_E.detach()[:p], k)[:, :2] if len(basis.rows(k)) == 2
+             else torch.zeros(p, 2, dtype=torch.float64) for k in freqs]).float()  # [key, p, 2]
+    meta = []
+    if clusters is not None:
+        ids = []
+        for k in freqs:  # the best-explained neuron of each key cluster
+            members = torch.nonzero(clusters.clustered & (clusters.frequency == k))[:, 0]
+            if len(members):
+                ids.append(int(members[clusters.fve[members].argmax()]))
+        if ids:
+            index = torch.tensor(ids)
+            approx = circuits.single_frequency_neurons(basis, acts.neurons[..., index], clusters.frequency[index])
+            arrays["neuron_examples"] = acts.neurons[..., index].permute(2, 0, 1).float()  # [example, x, y]
+            arrays["neuron_examples_approx"] = approx.permute(2, 0, 1).float()
+            meta = [{"neuron": i, "frequency": int(clusters.frequency[i]), "fve": float(clusters.fve[i])} for i in ids]
+    return {**arrays, "neuron_example_meta": meta}
+
+
 def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
     """Analyse a run and write ``analysis.json`` and ``progress.parquet`` into its directory."""
     if not run.complete:
@@ -182,6 +215,8 @@ def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
     analysis["attention"] = asdict(attention)
     pcs, ratio = circuits.embedding_pca(final_model.W_E.detach()[: basis.p])
     analysis["embedding_pca_variance_ratio"] = ratio.tolist()
+    arrays = figure_arrays(basis, final_model, final_acts, freqs, clusters, pcs)
+    analysis["neuron_examples"] = arrays.pop("neuron_example_meta")
 
     metrics = run.metrics
     dyn = dynamics.locate_phases(metrics, progress, run.config.train.grok_threshold)
@@ -216,6 +251,7 @@ def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
     analysis["seconds"] = time.perf_counter() - t0
 
     atomic_write_parquet(run.paths.root / "progress.parquet", progress)
+    checkpoint.atomic_save(arrays, run.paths.root / "analysis.safetensors", {"format": FORMAT})
     atomic_write_text(run.paths.root / "analysis.json", json.dumps(_finite(analysis), indent=2) + "\n")
     return analysis
 

@@ -1,0 +1,170 @@
+"""One self-contained HTML page per run: the grokking story in figures, captions and a verdict.
+
+plotly.js is embedded once in the page, so the file opens offline and can be shared alone.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Callable
+
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from grokscope.analysis.fourier import FourierBasis
+from grokscope.errors import GrokscopeError
+from grokscope.report import figures
+from grokscope.runs import Run, atomic_write_text, load_run
+
+STYLE = """
+body { font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; max-width: 1180px; margin: 2em auto;
+       padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { margin-bottom: 0.2em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+.caption { color: #444; max-width: 60em; } .na { color: #8a6d3b; background: #fcf8e3; padding: 0.6em 1em; border-radius: 4px; }
+.verdict { font-size: 1.15em; padding: 0.8em 1em; border-radius: 6px; }
+.yes { background: #e8f5e9; border: 1px solid #66bb6a; } .no { background: #fff3e0; border: 1px solid #ffa726; }
+table { border-collapse: collapse; margin: 0.5em 0; } td, th { padding: 0.25em 0.8em; border-bottom: 1px solid #eee; text-align: left; }
+.facts td:first-child { color: #666; } code { background: #f4f4f4; padding: 0 0.2em; }
+"""
+
+
+def _story(run: Run, analysis: dict) -> str:
+    """The run in three or four sentences, from the numbers."""
+    summary, ph, final = run.summary, analysis["phases"], analysis["final"]
+    parts = []
+    if ph.get("memorisation_end") is not None:
+        parts.append(f"The model memorised its {len(run.task.split().train):,} training pairs by epoch "
+                     f"{ph['memorisation_end']:,}.")
+    if analysis.get("grokking_epoch") is not None:
+        parts.append(f"Test accuracy passed 99% at epoch {analysis['grokking_epoch']:,}: it grokked, long after memorising.")
+    else:
+        parts.append(f"It did not grok: final test accuracy {final['test_acc']:.1%} after {summary['final_epoch']:,} epochs.")
+    if analysis.get("key_frequencies"):
+        parts.append(f"It uses the frequencies {', '.join(map(str, analysis['key_frequencies']))} "
+                     f"(w_k = 2πk/{run.config.task.p}).")
+    return " ".join(parts)
+
+
+def _verdict_html(analysis: dict) -> str:
+    v = analysis["verdict"]
+    yes = v["implements_fourier_multiplication"]
+    head = ("The model implements the Fourier-multiplication algorithm" if yes
+            else "The model does not (yet) implement the Fourier-multiplication algorithm")
+    reasons = "".join(f"<li>{html.escape(r)}</li>" for r in v["reasons"])
+    return f'<div class="verdict {"yes" if yes else "no"}"><b>{head}.</b><ul>{reasons}</ul></div>'
+
+
+def _facts(run: Run, analysis: dict) -> str:
+    c = run.config
+    rows = [
+        ("task", f"({'x + y' if c.task.op == 'add' else 'x - y' if c.task.op == 'sub' else c.task.op}) mod {c.task.p}, "
+                 f"{c.task.frac_train:.0%} of pairs for training (split seed {c.task.seed})"),
+        ("model", f"{c.model.n_layers}-layer transformer, d_model {c.model.d_model}, {c.model.n_heads} heads × "
+                  f"{c.model.d_head}, d_mlp {c.model.d_mlp}, {c.model.act_fn}"),
+        ("training", f"AdamW lr {c.train.lr:g}, weight decay {c.train.weight_decay:g}, {run.summary['final_epoch']:,} "
+                     f"epochs, loss in {c.train.loss_dtype}, seed {c.train.seed}"),
+        ("key frequencies by method", "; ".join(f"{m}: {v}" for m, v in analysis["key_frequencies_by_method"].items())),
+        ("rule", analysis["key_frequency_rule"]),
+    ]
+    if analysis.get("key_frequency_disagreements"):
+        rows.append(("disagreements", "; ".join(analysis["key_frequency_disagreements"])))
+    return '<table class="facts">' + "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows) + "</table>"
+
+
+def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write the run's report (default ``RUN/report.html``) and return its path."""
+    run = load_run(run_dir)
+    analysis_path = run.paths.root / "analysis.json"
+    if not analysis_path.is_file():
+        raise GrokscopeError(f"{run.paths.root} has no analysis.json; run `grokscope analyze {run.paths.root}` first")
+    try:
+        analysis = json.loads(analysis_path.read_text())
+        progress = __import__("pandas").read_parquet(run.paths.root / "progress.parquet")
+        arrays = figures.load_arrays(run.paths.root / "analysis.safetensors")
+    except Exception as e:  # a half-written or foreign analysis
+        raise GrokscopeError(f"the analysis in {run.paths.root} is incomplete or corrupt ({e}); re-run grokscope analyze") from None
+    metrics = run.metrics
+    labels = list(FourierBasis(run.config.task.p).labels)
+    sign = "+" if analysis.get("sign", 1) > 0 else "−"
+
+    sections: list[tuple[str, str, Callable[[], go.Figure]]] = [
+        ("Memorisation, then grokking",
+         "Train loss collapses within a few hundred epochs while test loss rises: the model memorises. "
+         "Test loss falls long after train loss — grokking. Shaded: the phases located by the analysis; dashed: the grokking epoch.",
+         lambda: figures.training_curves(metrics, analysis)),
+        ("Progress measures",
+         "Excluded loss (train loss with the key frequencies' directions removed from the logits) rises as the model "
+         "comes to rely on them, well before test loss moves; restricted loss (only those directions kept) falls "
+         "on train and test alike. Weight decay shrinks the weights as the memorising circuit is cleaned up.",
+         lambda: figures.progress_measures(progress, analysis)),
+        ("The embedding becomes sparse in the Fourier basis",
+         "Norm of W_E along cos and sin of each frequency. A few frequencies (red: the key ones) take over during training.",
+         lambda: figures.embedding_norms(analysis, progress)),
+        ("Neurons cluster by frequency",
+         "Each MLP neuron's activation over all (x, y) pairs, written in the 2-D Fourier basis: most of its variance "
+         "comes from the terms of one frequency. Neurons whose best frequency explains at least 85% form its cluster.",
+         lambda: figures.neuron_clusters(analysis)),
+        ("What a neuron computes",
+         "The best-explained neuron of each key cluster over the (x, y) grid, next to its approximation from its own "
+         "frequency's terms alone: the pictures match.",
+         lambda: figures.neuron_examples(analysis, arrays)),
+        ("The logits are cos(w(x " + sign + " y − z))",
+         "Left: the centred logits in the 2-D Fourier basis over (x, y) — only products of the same frequency survive. "
+         "Right: the share of the logits' variance each frequency's wave explains.",
+         lambda: figures.logit_structure(analysis, arrays, labels)),
+        ("The embedding puts each number on circles",
+         "W_E projected on the cos and sin directions of each key frequency k: the p numbers sit on a circle, "
+         "in the order x·k mod p (colour).",
+         lambda: figures.embedding_circles(analysis, arrays)),
+        ("Attention from '='",
+         "How much '=' attends to x (rather than y or itself) for every pair: smooth periodic patterns, not a lookup table.",
+         lambda: figures.attention_patterns(arrays)),
+        ("Ablations",
+         "Loss over all pairs after mean-ablating the k most important neurons (importance: the loss increase when "
+         "that neuron alone is mean-ablated). Dashed: no ablation. Dotted: every neuron replaced by its "
+         "single-frequency approximation, which the paper found leaves the loss unchanged.",
+         lambda: figures.ablation_curve(analysis)),
+    ]
+    mechanism = {"What a neuron computes", "The embedding puts each number on circles", sections[5][0]}
+    negative = not analysis["verdict"]["implements_fourier_multiplication"]
+    body = []
+    for i, (title, caption, build) in enumerate(sections):
+        body.append(f"<h2>{html.escape(title)}</h2>")
+        if negative and title in mechanism:
+            body.append('<p class="na">The verdict is negative: the caption describes what a model implementing '
+                        'Fourier multiplication shows. Read this figure for how far this model is from it.</p>')
+        try:
+            fig = build()
+        except figures.NotApplicable as e:
+            body.append(f'<p class="na">{html.escape(str(e))}</p>')
+            continue
+        body.append(f'<p class="caption">{html.escape(caption)}</p>')
+        body.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"figure-{i}",
+                                config={"displaylogo": False, "responsive": True}))
+        if title == "Ablations":
+            rows = figures.ablation_rows(analysis)
+            body.append("<table><tr><th>ablation</th><th>loss (all pairs)</th></tr>" + "".join(
+                f"<tr><td>{html.escape(a)}</td><td>{b}</td></tr>" for a, b in rows) + "</table>")
+
+    phases = analysis["phases"]
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>grokscope report: {html.escape(str(run.paths.root.name))}</title>
+<style>{STYLE}</style><script type="text/javascript">{get_plotlyjs()}</script></head>
+<body>
+<h1>Grokking report: {html.escape(str(run.paths.root.name))}</h1>
+<p>{html.escape(_story(run, analysis))}</p>
+{_verdict_html(analysis)}
+<p>Phases: memorisation ends at {phases.get('memorisation_end')}, circuit formation at {phases.get('circuit_formation_end')},
+clean-up at {phases.get('cleanup_end')} (rules in <code>analysis.json</code>).</p>
+{_facts(run, analysis)}
+{''.join(body)}
+<p class="caption">Made by grokscope from {html.escape(str(run.paths.root))}: config.json, metrics.parquet,
+progress.parquet, analysis.json and analysis.safetensors. plotly.js is embedded; the page needs no network.</p>
+</body></html>
+"""
+    path = Path(out) if out is not None else run.paths.root / "report.html"
+    atomic_write_text(path, page)
+    return path

@@ -1,0 +1,75 @@
+"""The report page: built from the analysis, honest when there is nothing to show, rendered in Chromium."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from grokscope import GrokscopeError
+from grokscope.cli import app
+from grokscope.report import build_report
+
+SECTIONS = ["Memorisation, then grokking", "Progress measures", "The embedding becomes sparse", "Neurons cluster",
+            "What a neuron computes", "The logits are cos(w(x + y", "on circles", "Attention from", "Ablations"]
+
+
+def test_report_of_a_grokked_run(grokked, tmp_path):
+    run, analysis = grokked
+    path = build_report(run.paths.root, tmp_path / "report.html")
+    page = path.read_text()
+    for title in SECTIONS:
+        assert title in page, title
+    assert page.count('class="plotly-graph-div"') == 9 and 'class="na"' not in page
+    assert "implements the Fourier-multiplication algorithm" in page
+    assert f"passed 99% at epoch {analysis['grokking_epoch']:,}" in page
+    assert "<script src=" not in page and "<link " not in page  # offline: plotly.js is inline, nothing loaded
+    assert path.stat().st_size < 15e6
+
+
+def test_report_of_a_run_that_did_not_grok_says_so(memorising, tmp_path):
+    run, _ = memorising
+    page = build_report(run.paths.root, tmp_path / "report.html").read_text()
+    assert "It did not grok" in page and "does not (yet) implement" in page
+    assert 'class="na"' in page  # mechanism sections carry a warning or say why they are empty
+
+
+def test_report_needs_an_analysis(tmp_path, tiny_config):
+    from grokscope import train_run
+
+    train_run(tiny_config, tmp_path / "run")
+    with pytest.raises(GrokscopeError, match="no analysis.json"):
+        build_report(tmp_path / "run")
+    (tmp_path / "run" / "analysis.json").write_text("{}")
+    with pytest.raises(GrokscopeError, match="incomplete or corrupt"):
+        build_report(tmp_path / "run")
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "missing")])
+    assert result.exit_code == 2 and result.stderr.startswith("error: no run directory")
+
+
+def browser_available() -> bool:
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return False
+    return bool(os.environ.get("GROKSCOPE_CHROMIUM") or shutil.which("chromium"))
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not browser_available() and not os.environ.get("CI"), reason="needs Playwright and Chromium")
+def test_report_renders_in_chromium(grokked, tmp_path):
+    """Headless Chromium opens the page: every figure is drawn as SVG, no JavaScript errors."""
+    from grokscope.report.browser import check_page, export_pngs
+
+    run, _ = grokked
+    path = build_report(run.paths.root, tmp_path / "report.html")
+    shots = Path(os.environ.get("GROKSCOPE_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    check = check_page(path, shots / "report.png")
+    assert check.figures == 9 and check.rendered == 9
+    assert check.errors == []
+    assert check.blocked_requests == []  # the page asked for nothing beyond its own file
+    assert (shots / "report.png").stat().st_size > 50_000
+    pngs = export_pngs(path, tmp_path / "figures")
+    assert len(pngs) == 9 and all(p.stat().st_size > 5_000 for p in pngs)
