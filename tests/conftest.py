@@ -24,19 +24,20 @@ def _isolate_torch_threads():
     torch.set_num_threads(threads)
 
 
+def trained_and_analysed(tmp_path_factory, name: str, overrides: list[str]):
+    out = tmp_path_factory.mktemp("runs") / name
+    train_run(load_preset("quick", overrides), out)
+    run = load_run(out)
+    return run, analyze_run(run)
+
+
 @pytest.fixture(scope="session")
 def grokked(tmp_path_factory):
     """A real (x + y) mod 31 run trained 1000 epochs past grokking, and its analysis."""
-    out = tmp_path_factory.mktemp("runs") / "grokked"
-    train_run(load_preset("quick", ["train.stop_after_grok=1000"]), out)
-    run = load_run(out)
-    return run, analyze_run(run)
+    return trained_and_analysed(tmp_path_factory, "grokked", ["train.stop_after_grok=1000"])
 
 
 @pytest.fixture(scope="session")
 def memorising(tmp_path_factory):
     """The same set-up stopped at epoch 400, while it has only memorised, and its analysis."""
-    out = tmp_path_factory.mktemp("runs") / "memorising"
-    train_run(load_preset("quick", ["train.epochs=400"]), out)
-    run = load_run(out)
-    return run, analyze_run(run)
+    return trained_and_analysed(tmp_path_factory, "memorising", ["train.epochs=400"])

@@ -19,6 +19,12 @@ PHASE_COLOURS = {"memorisation": "rgba(31,119,180,0.08)", "circuit formation": "
                  "clean-up": "rgba(44,160,44,0.10)"}
 
 
+def add_frequency_bars(fig: go.Figure, ks: list[int], values: list[float], key: set[int], hover: str, **where) -> None:
+    """Bars per frequency, the key frequencies in red."""
+    fig.add_bar(x=ks, y=values, marker_color=[TEST if k in key else "#999" for k in ks], showlegend=False,
+                hovertemplate=hover, **where)
+
+
 class NotApplicable(Exception):
     """This figure does not apply to the run; the message says why."""
 
@@ -106,8 +112,7 @@ def embedding_norms(analysis: dict, progress: pd.DataFrame) -> go.Figure:
     columns = [f"embed_norm_k{k}" for k in ks]
     fig = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6], horizontal_spacing=0.1,
                         subplot_titles=("final checkpoint", "over training"))
-    fig.add_bar(x=ks, y=norms, marker_color=[TEST if k in key else "#999" for k in ks], showlegend=False,
-                hovertemplate="frequency %{x}: norm %{y:.2f}<extra></extra>", row=1, col=1)
+    add_frequency_bars(fig, ks, norms, key, "frequency %{x}: norm %{y:.2f}<extra></extra>", row=1, col=1)
     fig.add_heatmap(x=progress["epoch"], y=ks, z=progress[columns].to_numpy().T, colorscale="Viridis",
                     colorbar=dict(title="norm", x=1.0), hovertemplate="epoch %{x}, k=%{y}: %{z:.2f}<extra></extra>",
                     row=1, col=2)
@@ -128,8 +133,7 @@ def neuron_clusters(analysis: dict) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=(
         f"neurons per frequency (FVE >= {neurons['threshold']:.2f})", "fraction of each neuron's variance its best frequency explains"))
     ks = sorted(sizes)
-    fig.add_bar(x=[str(k) for k in ks], y=[sizes[k] for k in ks], marker_color=[TEST if k in key else "#999" for k in ks],
-                showlegend=False, row=1, col=1)
+    add_frequency_bars(fig, ks, [sizes[k] for k in ks], key, "frequency %{x}: %{y} neurons<extra></extra>", row=1, col=1)
     fig.add_histogram(x=neurons["fve"], nbinsx=40, marker_color=TRAIN, showlegend=False, row=1, col=2)
     fig.add_vline(x=neurons["threshold"], line_dash="dash", row=1, col=2)
     fig.update_xaxes(title_text="frequency k", type="category", row=1, col=1)
@@ -169,8 +173,7 @@ def logit_structure(analysis: dict, arrays: dict, labels: list[str]) -> go.Figur
     fig.add_heatmap(z=arrays["logits_spectrum_2d"].numpy(), x=labels, y=labels, colorscale="Viridis", showscale=False,
                     hovertemplate="%{y} (x) * %{x} (y): %{z:.1f}<extra></extra>", row=1, col=1)
     fig.update_yaxes(autorange="reversed", row=1, col=1)
-    fig.add_bar(x=ks, y=share, marker_color=[TEST if k in key else "#999" for k in ks], showlegend=False,
-                hovertemplate="k=%{x}: %{y:.1%}<extra></extra>", row=1, col=2)
+    add_frequency_bars(fig, ks, share, key, "k=%{x}: %{y:.1%}<extra></extra>", row=1, col=2)
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
     fig.update_xaxes(title_text="frequency k", row=1, col=2)
     fig.update_layout(template=TEMPLATE, height=520)
