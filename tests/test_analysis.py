@@ -99,21 +99,23 @@ def test_combined_key_frequencies_and_disagreements():
 
 
 def test_phases_from_synthetic_curves():
-    epochs = list(range(0, 2001, 100))
-    train = [4.0 * 0.01 ** min(e / 300, 4) for e in epochs]  # memorised by epoch 1200
-    restricted = [4.0 if e < 1000 else max(1e-6, 4.0 * 0.001 ** ((e - 1000) / 300)) for e in epochs]
-    ssw = [1000.0 if e < 1300 else max(0.0, 1000.0 - 2.0 * (e - 1300)) for e in epochs]  # falls until 1800
-    progress = pd.DataFrame({"epoch": epochs, "train_loss": train, "restricted_loss_train": restricted, "ssw_total": ssw})
+    epochs = list(range(0, 2501, 100))
+    train = [4.0 * 0.01 ** min(e / 300, 4) for e in epochs]  # levels out at 4e-8 from epoch 1200
+    restricted = [4.0 if e < 1000 else 4.0 * 0.1 ** ((e - 1000) / 200) for e in epochs]  # 0.1 nats at epoch 1320
+    ssw = [1000.0 if e < 1300 else max(0.0, 1000.0 - 1.4 * (e - 1300)) for e in epochs]  # falls until ~2014
+    progress = pd.DataFrame({"epoch": epochs, "train_loss": train, "restricted_loss_test": restricted, "ssw_total": ssw})
     metrics = pd.DataFrame({"epoch": epochs, "test_acc": [0.1 if e < 1500 else 1.0 for e in epochs]})
     d = locate_phases(metrics, progress, 0.99)
     assert d.grokking_epoch == 1500
-    # restricted loss within 2x of its floor (1e-6) from epoch 1630; weights stop falling at 1800
-    assert d.phases == {"memorisation_end": 1100, "circuit_formation_end": 1700, "cleanup_end": 1800}
+    # memorised: 90% of the log fall by epoch 1100; restricted test loss <= 0.1 from epoch 1320;
+    # the weights fall 1.4 per epoch from 1300, then 0.2 per epoch in [2000, 2100]
+    assert d.phases == {"memorisation_end": 1100, "circuit_formation_end": 1400, "cleanup_end": 2000}
 
 
 def test_verdict_never_forces_a_positive():
     final = {"test_acc": 1.0, "logit_fve": 0.2, "restricted_loss_test": 3.0, "test_loss": 0.01,
-             "excluded_loss_train": 0.01, "train_loss": 0.01, "frac_neurons_in_key_clusters": 0.1}
+             "excluded_loss_train": 0.01, "train_loss": 0.01, "restricted_neuron_loss_test": 3.0,
+             "frac_neurons_in_key_clusters": 0.1}
     v = decide({"final": final, "key_frequencies": [1, 2, 3]}, 31)
     assert not v.implements_fourier_multiplication
     assert sum(r.startswith("fail") for r in v.reasons) == 4

@@ -5,12 +5,12 @@ Rules (also written into ``analysis.json``):
 - grokking epoch: the first evaluated epoch with test accuracy >= the run's grok threshold (99 %).
 - memorisation ends at the first checkpoint where log(train loss) has covered 90 % of its fall
   from epoch 0 to its minimum before the grokking epoch (the train loss has levelled out).
-- circuit formation ends at the first checkpoint after memorisation where the restricted
-  (trig) train loss is within a factor 2 of its minimum over the run: the generalising
-  circuit alone now fits the training set as well as it ever will.
-- clean-up ends at the first checkpoint after circuit formation where the total sum of
-  squared weights falls more slowly than 20 % of its fastest fall (per epoch, between
-  checkpoints after memorisation): weight decay has finished removing the memorising circuit.
+- circuit formation ends at the first checkpoint after memorisation's end where the restricted
+  (trig) test loss is <= 0.1 nats: the key frequencies' directions alone now predict the
+  held-out pairs (the verdict's threshold for "the key directions suffice").
+- clean-up ends at the first checkpoint, after the fastest fall of the total sum of squared
+  weights since circuit formation, where the weights fall more slowly than 20 % of that
+  fastest rate (per epoch): weight decay has finished removing the memorising circuit.
 
 A phase boundary that the run did not reach is None.
 """
@@ -22,11 +22,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+FORMED_LOSS = 0.1  # nats: restricted test loss at which the generalising circuit counts as formed
+
 RULES = {
     "grokking_epoch": "first evaluated epoch with test accuracy >= grok threshold",
     "memorisation_end": "first checkpoint where log(train loss) has covered 90% of its fall from epoch 0 to its minimum before grokking",
-    "circuit_formation_end": "first checkpoint after memorisation where the restricted train loss is within 2x of its minimum",
-    "cleanup_end": "first checkpoint after circuit formation where the sum of squared weights falls slower than 20% of its fastest fall",
+    "circuit_formation_end": "first checkpoint after memorisation where the restricted test loss is <= 0.1",
+    "cleanup_end": "first checkpoint after the fastest fall of the sum of squared weights since circuit formation where it falls slower than 20% of that rate",
 }
 
 
@@ -56,30 +58,22 @@ def memorisation_end(progress: pd.DataFrame, grok: int | None) -> int | None:
 def circuit_formation_end(progress: pd.DataFrame, after: int | None) -> int | None:
     if after is None:
         return None
-    later = progress[progress["epoch"] >= after]
-    low = later["restricted_loss_train"].min()
-    reached = later[later["restricted_loss_train"] <= 2 * low]
-    first = int(reached["epoch"].iloc[0]) if len(reached) else None
-    # a minimum at the very last checkpoint may still be falling: not reached yet
-    if first is None or (first == int(progress["epoch"].iloc[-1]) and len(later) > 1
-                         and later["restricted_loss_train"].iloc[-2] > 2 * low):
-        return None
-    return first
+    later = progress[progress["epoch"] > after]
+    reached = later[later["restricted_loss_test"] <= FORMED_LOSS]
+    return int(reached["epoch"].iloc[0]) if len(reached) else None
 
 
-def cleanup_end(progress: pd.DataFrame, memorised: int | None, formed: int | None) -> int | None:
-    if memorised is None or formed is None:
+def cleanup_end(progress: pd.DataFrame, formed: int | None) -> int | None:
+    if formed is None:
         return None
-    later = progress[progress["epoch"] >= memorised]
+    later = progress[progress["epoch"] >= formed]
     epochs, ssw = later["epoch"].to_numpy(), later["ssw_total"].to_numpy()
-    if len(epochs) < 3:
+    fall = [(ssw[i] - ssw[i + 1]) / (epochs[i + 1] - epochs[i]) for i in range(len(epochs) - 1)]  # per epoch
+    if not fall or max(fall) <= 0:
         return None
-    rate = [(ssw[i] - ssw[i + 1]) / (epochs[i + 1] - epochs[i]) for i in range(len(epochs) - 1)]  # fall per epoch
-    fastest = max(rate)
-    if fastest <= 0:
-        return None
-    for i, r in enumerate(rate):
-        if epochs[i] >= formed and r < 0.2 * fastest:
+    fastest = max(range(len(fall)), key=fall.__getitem__)
+    for i in range(fastest, len(fall)):
+        if fall[i] < 0.2 * fall[fastest]:
             return int(epochs[i])
     return None
 
@@ -89,7 +83,7 @@ def locate_phases(metrics: pd.DataFrame, progress: pd.DataFrame, threshold: floa
     grok = grokking_epoch(metrics, threshold)
     memorised = memorisation_end(progress, grok)
     formed = circuit_formation_end(progress, memorised)
-    cleaned = cleanup_end(progress, memorised, formed)
+    cleaned = cleanup_end(progress, formed)
     return Dynamics(
         grokking_epoch=grok,
         phases={"memorisation_end": memorised, "circuit_formation_end": formed, "cleanup_end": cleaned},
