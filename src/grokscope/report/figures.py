@@ -222,11 +222,10 @@ def ablation_curve(analysis: dict) -> go.Figure:
     ks, losses = zip(*ab["top_k"])
     fig = go.Figure()
     fig.add_scatter(x=ks, y=losses, mode="lines+markers", name="top-k neurons mean-ablated", line_color=TEST)
-    fig.add_hline(y=ab["base_loss"], line_dash="dash", annotation_text="no ablation", line_color=TRAIN,
-                  annotation_position="top left")
-    fig.add_hline(y=ab["single_frequency_approximation"], line_dash="dot", line_color=THIRD,
-                  annotation_text="every neuron replaced by its single-frequency approximation",
-                  annotation_position="bottom left")
+    span = [ks[0], ks[-1]]  # reference levels as legend entries (annotations misplace on log axes)
+    fig.add_scatter(x=span, y=[ab["base_loss"]] * 2, mode="lines", name="no ablation", line=dict(color=TRAIN, dash="dash"))
+    fig.add_scatter(x=span, y=[ab["single_frequency_approximation"]] * 2, mode="lines",
+                    name="every neuron replaced by its single-frequency approximation", line=dict(color=THIRD, dash="dot"))
     fig.update_xaxes(type="log", title_text="neurons ablated (most important first)")
     fig.update_yaxes(type="log", exponentformat="power", title_text="loss over all pairs")
     fig.update_layout(template=TEMPLATE, height=400, legend_orientation="h", legend_y=-0.25)

@@ -149,7 +149,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
             body.append("<table><tr><th>ablation</th><th>loss (all pairs)</th></tr>" + "".join(
                 f"<tr><td>{html.escape(a)}</td><td>{b}</td></tr>" for a, b in rows) + "</table>")
 
-    phases = analysis["phases"]
+    phases = {k: (f"epoch {v:,}" if v is not None else "not reached") for k, v in analysis["phases"].items()}
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>grokscope report: {html.escape(str(run.paths.root.name))}</title>
 <style>{STYLE}</style><script type="text/javascript">{get_plotlyjs()}</script></head>
@@ -157,8 +157,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
 <h1>Grokking report: {html.escape(str(run.paths.root.name))}</h1>
 <p>{html.escape(_story(run, analysis))}</p>
 {_verdict_html(analysis)}
-<p>Phases: memorisation ends at {phases.get('memorisation_end')}, circuit formation at {phases.get('circuit_formation_end')},
-clean-up at {phases.get('cleanup_end')} (rules in <code>analysis.json</code>).</p>
+<p>Phases: memorisation ends at {phases['memorisation_end']}, circuit formation at {phases['circuit_formation_end']},
+clean-up at {phases['cleanup_end']} ("not reached": still under way when training stopped; rules in <code>analysis.json</code>).</p>
 {_facts(run, analysis)}
 {''.join(body)}
 <p class="caption">Made by grokscope from {html.escape(str(run.paths.root))}: config.json, metrics.parquet,
