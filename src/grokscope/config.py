@@ -45,6 +45,12 @@ class TrainConfig(ConfigPart):
     grok_threshold: float = 0.99  # test accuracy that counts as grokked
     threads: int = 1  # torch intra-op threads (one is fastest at these shapes)
     folded: bool = True  # train 1-layer LayerNorm-free models through exact per-token tables (models/folded.py)
+    normaliser: Literal["softmax", "stablemax"] = "softmax"  # output normalisation of the loss (StableMax: Prieto et al. 2025)
+    orthograd: bool = False  # ⊥Grad: drop each gradient's component along its weight (Prieto et al. 2025)
+    grokfast: Literal["none", "ema", "ma"] = "none"  # Grokfast gradient filter (Lee et al. 2024)
+    grokfast_alpha: float = 0.98  # EMA decay of the ema filter
+    grokfast_lamb: float = 2.0  # amplification of the slow gradient component
+    grokfast_window: int = 100  # window of the ma filter, in steps
 
     def __post_init__(self) -> None:
         checks = [
@@ -62,6 +68,8 @@ class TrainConfig(ConfigPart):
              f"train.grok_threshold must be in (0, 1]; got {self.grok_threshold}"),
             (self.threads >= 1, f"train.threads must be at least 1; got {self.threads}"),
             (bool(self.decay_patterns), "train.decay_params must name at least one pattern"),
+            (0 <= self.grokfast_alpha < 1, f"train.grokfast_alpha must be in [0, 1); got {self.grokfast_alpha}"),
+            (self.grokfast_window >= 1, f"train.grokfast_window must be at least 1; got {self.grokfast_window}"),
         ]
         for ok, message in checks:
             if not ok:

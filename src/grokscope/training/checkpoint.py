@@ -77,9 +77,10 @@ def load_weights(model: nn.Module, path: Path) -> int:
 
 
 def save_resume(model: nn.Module, optimizer: torch.optim.Optimizer, path: Path, epoch: int, config: dict,
-                wall_seconds: float) -> None:
-    """Save model and optimizer state, so training continues bit-for-bit from ``epoch``."""
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+                wall_seconds: float, extra: dict[str, torch.Tensor] | None = None) -> None:
+    """Save model and optimizer state (and ``extra`` named tensors, e.g. a gradient filter's),
+    so training continues bit-for-bit from ``epoch``."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | (extra or {})
     names = {id(p): n for n, p in model.named_parameters()}
     for param, state in optimizer.state.items():
         for field in OPTIM_FIELDS:
@@ -87,8 +88,9 @@ def save_resume(model: nn.Module, optimizer: torch.optim.Optimizer, path: Path, 
     atomic_save(tensors, path, _metadata(epoch, config) | {"wall_seconds": repr(wall_seconds)})
 
 
-def load_resume(model: nn.Module, optimizer: torch.optim.Optimizer, path: Path) -> tuple[int, dict[str, str]]:
-    """Restore model and optimizer from ``save_resume``'s file; returns its epoch and metadata."""
+def load_resume(model: nn.Module, optimizer: torch.optim.Optimizer, path: Path) -> tuple[int, dict[str, str], dict[str, torch.Tensor]]:
+    """Restore model and optimizer from ``save_resume``'s file; returns its epoch, metadata and
+    the other tensors it holds (``extra`` of ``save_resume``)."""
     tensors, metadata = read(path)
     load_state(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path)
     params = dict(model.named_parameters())
@@ -97,7 +99,8 @@ def load_resume(model: nn.Module, optimizer: torch.optim.Optimizer, path: Path) 
         if name not in params or field not in OPTIM_FIELDS:
             raise GrokscopeError(f"resume state {path} does not match the model ({key})")
         optimizer.state[params[name]][field] = tensors[key]
-    return int(metadata["epoch"]), metadata
+    extra = {k: v for k, v in tensors.items() if not k.startswith(("model.", "optim."))}
+    return int(metadata["epoch"]), metadata, extra
 
 
 def _metadata(epoch: int, config: dict) -> dict[str, str]:

@@ -23,6 +23,7 @@ from grokscope.errors import GrokscopeError
 from grokscope.models.folded import folded_logits, supports_folded
 from grokscope.runs import RunPaths, atomic_write_parquet, atomic_write_text, prepare_run_dir
 from grokscope.training import checkpoint
+from grokscope.training.grokfast import GradientFilter, orthogonalise_gradients
 from grokscope.training.loss import accuracy, cross_entropy
 from grokscope.training.optim import lr_at, make_optimizer, set_lr
 
@@ -66,6 +67,8 @@ EpochCallback = Callable[[dict], None]
 def train_run(config: RunConfig, out: str | Path, on_epoch: EpochCallback | None = None) -> RunSummary:
     """Train ``config`` into run directory ``out`` (new, or resumed if it holds the same run).
 
+    Losses in the metrics are those of the run's objective (``train.normaliser``, ``train.loss_dtype``).
+
     ``on_epoch(row)`` is called with every metrics row (test columns NaN between evaluations).
     """
     paths = prepare_run_dir(Path(out), config)
@@ -92,10 +95,13 @@ def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -
     model = config.model.build(task.d_vocab, task.d_vocab_out, task.n_ctx)
     forward = partial(folded_logits, model) if cfg.folded and supports_folded(model) else model.forward
     optimizer = make_optimizer(model, cfg)
+    grad_filter = (None if cfg.grokfast == "none" else
+                   GradientFilter(model, cfg.grokfast, cfg.grokfast_alpha, cfg.grokfast_lamb, cfg.grokfast_window))
+    loss_fn = partial(cross_entropy, loss_dtype=cfg.loss_dtype, normaliser=cfg.normaliser)
     config_dict = config.to_dict()
     schedule = set(checkpoint_schedule(cfg.epochs, cfg.checkpoint_every))
 
-    rows, start, wall_before = _resume(paths, model, optimizer, cfg.seed)
+    rows, start, wall_before = _resume(paths, model, optimizer, cfg.seed, grad_filter)
     if start == 0:
         checkpoint.save_weights(model, paths.checkpoint(0, cfg.epochs), 0, config_dict)
     grok = grokking_epoch(rows, cfg.grok_threshold)
@@ -105,20 +111,21 @@ def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -
         checkpoint.save_weights(model, paths.checkpoint(epoch, cfg.epochs), epoch, config_dict)
         _write_metrics(paths, rows)
         wall = wall_before + time.perf_counter() - t0
-        checkpoint.save_resume(model, optimizer, paths.resume, epoch, config_dict, wall_seconds=wall)
+        checkpoint.save_resume(model, optimizer, paths.resume, epoch, config_dict, wall_seconds=wall,
+                               extra=grad_filter.state_tensors() if grad_filter is not None else None)
 
     model.train()
     for epoch in range(start, cfg.epochs + 1):
         final = epoch == cfg.epochs
         with torch.set_grad_enabled(not final):
             logits = forward(train_tokens, query_positions)  # [n_train, target, d_vocab_out]
-            loss = cross_entropy(logits, train_labels, cfg.loss_dtype)
+            loss = loss_fn(logits, train_labels)
         row = {"epoch": epoch, "train_loss": loss.item(), "train_acc": accuracy(logits, train_labels),
                "test_loss": math.nan, "test_acc": math.nan}
         if final or epoch % cfg.eval_every == 0:
             with torch.no_grad():
                 test_logits = forward(test_tokens, query_positions)
-                row["test_loss"] = cross_entropy(test_logits, test_labels, cfg.loss_dtype).item()
+                row["test_loss"] = loss_fn(test_logits, test_labels).item()
                 row["test_acc"] = accuracy(test_logits, test_labels)
             if grok is None and row["test_acc"] >= cfg.grok_threshold:
                 grok = epoch
@@ -131,6 +138,10 @@ def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -
             save(epoch)
             break
         loss.backward()
+        if grad_filter is not None:
+            grad_filter.apply()
+        if cfg.orthograd:
+            orthogonalise_gradients(model)
         set_lr(optimizer, lr_at(epoch, cfg))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -149,13 +160,15 @@ def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -
     return summary
 
 
-def _resume(paths: RunPaths, model, optimizer, seed: int) -> tuple[list[dict], int, float]:
+def _resume(paths: RunPaths, model, optimizer, seed: int, grad_filter) -> tuple[list[dict], int, float]:
     """Restore the latest resume state, if any: (metrics rows before it, its epoch, wall time).
     Otherwise initialise the weights from ``seed`` and start at epoch 0."""
     if not paths.resume.is_file():
         model.init_weights(seed)
         return [], 0, 0.0
-    epoch, metadata = checkpoint.load_resume(model, optimizer, paths.resume)
+    epoch, metadata, extra = checkpoint.load_resume(model, optimizer, paths.resume)
+    if grad_filter is not None:
+        grad_filter.load_state_tensors(extra)
     wall = float(metadata.get("wall_seconds", 0.0))
     if not paths.metrics.is_file():
         raise GrokscopeError(f"run {paths.root} has a resume state but no metrics.parquet; delete it and start again")

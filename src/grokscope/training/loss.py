@@ -12,12 +12,21 @@ import torch
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
-def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, loss_dtype: str = "float64") -> torch.Tensor:
-    """Mean of ``-log_softmax(logits)[label]`` over every example and target, in ``loss_dtype``.
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, loss_dtype: str = "float64",
+                  normaliser: str = "softmax") -> torch.Tensor:
+    """Mean of ``-log p(label)`` over every example and target, computed in ``loss_dtype``.
 
+    ``p`` is ``softmax(logits)``, or with ``normaliser="stablemax"`` Prieto et al. (2025)'s
+    StableMax: ``s(x) / sum s(x)`` with ``s(x) = x + 1`` for x >= 0 and ``1 / (1 - x)`` below,
+    which cannot saturate to exactly 1 the way softmax does in floating point.
     logits [batch, target, d_vocab_out], labels [batch, target] -> scalar of dtype loss_dtype.
     """
-    log_probs = logits.to(DTYPES[loss_dtype]).log_softmax(dim=-1)
+    x = logits.to(DTYPES[loss_dtype])
+    if normaliser == "stablemax":
+        s = torch.where(x >= 0, x + 1, 1 / (1 - x.clamp(max=0)))
+        log_probs = s.log() - s.sum(-1, keepdim=True).log()
+    else:
+        log_probs = x.log_softmax(dim=-1)
     return -log_probs.gather(-1, labels[..., None]).mean()
 
 
