@@ -30,6 +30,9 @@ def test_logit_fit_recovers_planted_frequencies(p, data):
     for k, a in amps.items():
         assert fit.alpha[k - 1].item() == pytest.approx(a, rel=1e-9)
     assert fit.fve(ks) == pytest.approx(1.0, abs=1e-9)
+    centred = planted_logits(p, amps, sign)
+    centred = centred - centred.mean(-1, keepdim=True)
+    torch.testing.assert_close(fit.approximation(ks), centred)
 
 
 def test_logit_fit_sign_distinguishes_addition_from_subtraction():

@@ -70,10 +70,17 @@ class LogitFit:
     alpha: torch.Tensor  # [p//2] float64, fitted coefficient of each k = 1..p//2
     share: torch.Tensor  # [p//2] float64, share of the centred logits' variance each k explains
     sign: int
+    p: int
 
     def fve(self, frequencies: list[int]) -> float:
         """Fraction of the centred logits' variance explained by these frequencies' waves."""
         return float(sum(self.share[k - 1] for k in frequencies))
+
+    def approximation(self, frequencies: list[int]) -> torch.Tensor:
+        """The fitted logits ``sum_k alpha_k cos(w_k(x + s*y - z))`` over ``frequencies``: [x, y, z]."""
+        p = self.p
+        return sum((self.alpha[k - 1] * logit_waves(p, k, self.sign) for k in frequencies),
+                   torch.zeros(p, p, p, dtype=torch.float64))
 
 
 def logit_frequency_fit(logits: torch.Tensor, sign: int = 1) -> LogitFit:
@@ -91,4 +98,4 @@ def logit_frequency_fit(logits: torch.Tensor, sign: int = 1) -> LogitFit:
         alpha = (centred * wave).sum() / norm2
         alphas.append(alpha)
         shares.append(alpha.pow(2) * norm2 / total if total > 0 else torch.tensor(0.0, dtype=torch.float64))
-    return LogitFit(alpha=torch.stack(alphas), share=torch.stack(shares), sign=sign)
+    return LogitFit(alpha=torch.stack(alphas), share=torch.stack(shares), sign=sign, p=p)

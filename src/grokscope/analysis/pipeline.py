@@ -231,6 +231,8 @@ def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
         "restricted_loss_test": final["restricted_loss_test"],
         "excluded_loss_train": final["excluded_loss_train"],
         "logit_fve": fit.fve(freqs),
+        "logit_fit_loss": grid_loss(fit.approximation(freqs), final_acts.labels),
+        "logit_fit_loss_test": grid_loss(fit.approximation(freqs), final_acts.labels, ~final_acts.train_mask),
         "neuron_fve_mean": float(clusters.fve.mean()) if clusters is not None else None,
         "frac_neurons_clustered": float(clusters.clustered.double().mean()) if clusters is not None else None,
         "frac_neurons_in_key_clusters": float((clusters.clustered & torch.isin(clusters.frequency, torch.tensor(freqs, dtype=torch.long))).double().mean())

@@ -46,6 +46,9 @@ def decide(analysis: dict, p: int) -> Verdict:
         loss = final["restricted_neuron_loss_test"]
         checks.append((loss <= 0.1, f"with every neuron restricted to the key frequencies' terms, test loss is {loss:.3g} (needs <= 0.1)"))
     reasons = [("pass: " if ok else "fail: ") + text for ok, text in checks]
+    if final.get("logit_fit_loss") is not None:
+        reasons.append(f"note: the fitted waves alone, as logits, have loss {final['logit_fit_loss']:.3g} over all pairs "
+                       f"(the model's test loss: {final['test_loss']:.3g})")
     if final.get("frac_neurons_in_key_clusters") is not None:
         reasons.append(f"note: {final['frac_neurons_in_key_clusters']:.1%} of neurons are clustered (FVE >= 0.85) "
                        "on a key frequency (the paper: 85% after 40K epochs)")
