@@ -70,6 +70,16 @@ def test_memorising_run_gets_a_negative_verdict(memorising):
     assert a["grokking_epoch"] is None
 
 
+def test_multiplication_groks_without_fourier_addition_and_is_told_so(tmp_path):
+    """x * y mod p is learned through other structure: the verdict is negative, with reasons."""
+    train_run(load_preset("quick", ["task.op=mul", "train.stop_after_grok=200"]), tmp_path / "mul")
+    a = analyze_run(load_run(tmp_path / "mul"))
+    assert a["final"]["test_acc"] >= 0.99
+    assert not a["verdict"]["implements_fourier_multiplication"]
+    assert a["final"]["logit_fve"] < 0.1
+    assert sum(r.startswith("fail") for r in a["verdict"]["reasons"]) >= 3
+
+
 def test_ablation_by_W_L_equals_a_hooked_forward(grokked):
     run, _ = grokked
     model = run.model()

@@ -31,12 +31,13 @@ class Verdict:
 def decide(analysis: dict, p: int) -> Verdict:
     """Apply the criteria to an analysis dict (see ``pipeline.analyze_run``)."""
     final, freqs = analysis["final"], analysis["key_frequencies"]
+    wave = "cos(w(x+y-z))" if analysis.get("sign", 1) > 0 else "cos(w(x-y-z))"
     checks: list[tuple[bool, str]] = [
         (final["test_acc"] >= 0.99, f"final test accuracy is {final['test_acc']:.1%} (needs >= 99%)"),
         (1 <= len(freqs) <= p // 4,
          f"{len(freqs)} key frequencies {freqs} (needs 1 to {p // 4})"),
         (final["logit_fve"] >= 0.7,
-         f"cos(w(x+y-z)) waves of the key frequencies explain {final['logit_fve']:.1%} of the logits' variance (needs >= 70%)"),
+         f"{wave} waves of the key frequencies explain {final['logit_fve']:.1%} of the logits' variance (needs >= 70%)"),
         (final["restricted_loss_test"] <= 0.1,
          f"restricted test loss is {final['restricted_loss_test']:.3g} (needs <= 0.1; full test loss {final['test_loss']:.3g})"),
         (final["excluded_loss_train"] >= max(10 * final["train_loss"], 0.1),
