@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -180,6 +181,62 @@ def presets() -> None:
     """List the shipped presets, one per line, name first."""
     for name in preset_names():
         typer.echo(f"{name}\t{preset_text(name).get('description', '')}")
+
+
+class SweepGroup(TyperGroup):
+    """``grokscope sweep SPEC ...`` means ``grokscope sweep run SPEC ...``."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+sweep_app = typer.Typer(cls=SweepGroup, no_args_is_help=True,
+                        help="Sweeps: grokscope sweep SPEC --out DIR; grokscope sweep summary DIR.")
+app.add_typer(sweep_app, name="sweep")
+
+
+@sweep_app.command("run")
+@user_errors
+def sweep_run(
+    spec: Path = typer.Argument(..., help="A sweep spec (TOML: preset, [set], [axes])."),
+    out: Path = typer.Option(..., "--out", "-o", help="Sweep directory: one run directory per member."),
+    backend: str = typer.Option("local", help="local (a process per core)."),
+    workers: Optional[int] = typer.Option(None, help="Processes [default: one per core]."),
+) -> None:
+    """Train (and analyse) every member of a sweep; finished members are skipped, interrupted ones resume."""
+    from grokscope.sweeps import SweepSpec, run_local, summarize
+
+    if backend != "local":
+        raise GrokscopeError(f"unknown sweep backend '{backend}' (available: local)")
+    sweep = SweepSpec.from_toml(spec)
+    members = sweep.members()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.toml").write_text(spec.read_text())
+    columns = [TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("members"), TimeElapsedColumn()]
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("sweep", total=len(members))
+        failures = run_local(sweep, out, workers, on_member=lambda m, err: progress.advance(bar))
+    table = summarize(out)
+    console.print(f"{len(members) - len(failures)} of {len(members)} members done; summary: {out / 'summary.csv'}",
+                  highlight=False)
+    for name, error in failures.items():
+        err_console.print(f"failed: {name}: {error.splitlines()[0]}", highlight=False)
+    del table
+
+
+@sweep_app.command("summary")
+@user_errors
+def sweep_summary(out: Path = typer.Argument(..., help="A sweep directory.")) -> None:
+    """Print the sweep's summary table and write it as summary.parquet and summary.csv."""
+    from grokscope.sweeps import summarize
+
+    table = summarize(out)
+    columns = [c for c in ("member", "status", "grokking_epoch", "test_acc", "key_frequencies",
+                           "implements_fourier_multiplication") if c in table.columns]
+    console.print(table[columns].to_string(index=False), highlight=False, soft_wrap=True)
+    console.print(f"wrote {out / 'summary.parquet'} and {out / 'summary.csv'}", highlight=False)
 
 
 def main() -> None:

@@ -165,8 +165,9 @@ def figure_arrays(basis: FourierBasis, model, acts: GridActivations, freqs: list
     return {**arrays, "neuron_example_meta": meta}
 
 
-def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
-    """Analyse a run and write ``analysis.json`` and ``progress.parquet`` into its directory."""
+def analyze_run(run: Run, on_checkpoint=None, workers: int | None = None) -> dict[str, Any]:
+    """Analyse a run and write ``analysis.json`` and ``progress.parquet`` into its directory
+    (``workers`` processes for the per-checkpoint table; default: one per core)."""
     if not run.complete:
         raise GrokscopeError(f"run {run.paths.root} is incomplete (no summary.json); finish it first (re-run its command)")
     grid_shape_check(run.task)
@@ -183,7 +184,7 @@ def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
     found, emb_norms, fit, clusters = final_key_frequencies(basis, final_model, final_acts, sign)
     freqs = found.key
 
-    rows = progress_rows(run, epochs, freqs, sign, on_checkpoint)
+    rows = progress_rows(run, epochs, freqs, sign, on_checkpoint, workers)
     progress = pd.DataFrame(rows)
 
     final = rows[-1]

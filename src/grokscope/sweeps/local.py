@@ -1,0 +1,70 @@
+"""The local backend: every member of a sweep as an ordinary run directory, a process per core.
+
+Members train on one thread each (the spec's members get ``train.threads = 1``), since the
+cores are shared out between processes. A member already finished is skipped; one interrupted resumes (``train_run`` does both); one
+that fails is recorded in ``DIR/failures.json`` with its error while the rest completes.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Callable
+
+from grokscope.errors import GrokscopeError
+from grokscope.runs import atomic_write_text
+from grokscope.sweeps.spec import Member, SweepSpec
+
+
+def run_member(config_dict: dict, out: str) -> str | None:
+    """Train one member (one thread) and analyse it when its task supports the analysis.
+    Returns None, or the error in one line."""
+    from grokscope.analysis.pipeline import analyze_run
+    from grokscope.config import RunConfig
+    from grokscope.runs import load_run
+    from grokscope.training.loop import train_run
+
+    try:
+        config = RunConfig.from_dict(config_dict)
+        train_run(config, out)
+        run = load_run(out)
+        if not (Path(out) / "analysis.json").is_file():
+            try:
+                analyze_run(run, workers=1)
+            except GrokscopeError as e:  # e.g. a task without a Fourier analysis: the run still counts
+                atomic_write_text(Path(out) / "analysis_skipped.txt", f"{e}\n")
+        return None
+    except Exception as e:  # noqa: BLE001 - a failed member is recorded, the sweep goes on
+        return f"{type(e).__name__}: {e}".splitlines()[0] + "\n" + traceback.format_exc(limit=3)
+
+
+def run_local(spec: SweepSpec, out: str | Path, workers: int | None = None,
+              on_member: Callable[[Member, str | None], None] | None = None) -> dict[str, str]:
+    """Run every member of ``spec`` under ``out``; returns {member name: error} for failures."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    members = spec.members()
+    workers = workers or min(len(members), os.cpu_count() or 1)
+    failures: dict[str, str] = {}
+    jobs = [(m, m.config.to_dict(), str(out / m.name)) for m in members]
+    if workers == 1:
+        for m, config, path in jobs:
+            _record(m, run_member(config, path), failures, on_member)
+    else:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(run_member, config, path): m for m, config, path in jobs}
+            for future in as_completed(futures):
+                _record(futures[future], future.result(), failures, on_member)
+    atomic_write_text(out / "failures.json", json.dumps(failures, indent=2) + "\n")
+    return failures
+
+
+def _record(member: Member, error: str | None, failures: dict, on_member) -> None:
+    if error is not None:
+        failures[member.name] = error
+    if on_member is not None:
+        on_member(member, error)

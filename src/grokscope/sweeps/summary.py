@@ -1,0 +1,51 @@
+"""One table over a sweep's members: config, grokking epoch, final accuracies, key frequencies, verdict.
+
+Written as ``DIR/summary.parquet`` and ``DIR/summary.csv``. Every member directory is an
+ordinary run, so DuckDB can also query the members' own files directly, e.g.
+``SELECT * FROM read_parquet('DIR/*/metrics.parquet', filename=true)``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from grokscope.config import flatten
+from grokscope.errors import GrokscopeError
+from grokscope.runs import atomic_write_parquet, atomic_write_text
+
+
+def member_row(path: Path, failures: dict[str, str]) -> dict:
+    """The summary row of one member directory."""
+    row: dict = {"member": path.name}
+    config = json.loads((path / "config.json").read_text())
+    row |= {k: (",".join(map(str, v)) if isinstance(v, list) else v) for k, v in flatten(config).items() if k != "format"}
+    summary_path, analysis_path = path / "summary.json", path / "analysis.json"
+    row["status"] = "failed" if path.name in failures else "done" if summary_path.is_file() else "incomplete"
+    row["error"] = failures.get(path.name, "").split("\n")[0]
+    if summary_path.is_file():
+        s = json.loads(summary_path.read_text())
+        row |= {"grokking_epoch": s["grokking_epoch"], "final_epoch": s["final_epoch"], "train_acc": s["train_acc"],
+                "test_acc": s["test_acc"], "test_loss": s["test_loss"], "wall_seconds": s["wall_seconds"]}
+    if analysis_path.is_file():
+        a = json.loads(analysis_path.read_text())
+        row |= {"key_frequencies": " ".join(map(str, a["key_frequencies"])), "logit_fve": a["final"]["logit_fve"],
+                "implements_fourier_multiplication": a["verdict"]["implements_fourier_multiplication"]}
+    return row
+
+
+def summarize(out: str | Path) -> pd.DataFrame:
+    """Build, write and return the summary table of the sweep directory ``out``."""
+    out = Path(out)
+    if not out.is_dir():
+        raise GrokscopeError(f"no sweep directory at {out}")
+    failures = json.loads((out / "failures.json").read_text()) if (out / "failures.json").is_file() else {}
+    members = sorted(p for p in out.iterdir() if (p / "config.json").is_file())
+    if not members:
+        raise GrokscopeError(f"{out} holds no sweep members")
+    table = pd.DataFrame([member_row(p, failures) for p in members])
+    atomic_write_parquet(out / "summary.parquet", table)
+    atomic_write_text(out / "summary.csv", table.to_csv(index=False))
+    return table

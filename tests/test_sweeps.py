@@ -1,0 +1,96 @@
+import json
+import os
+
+import pytest
+from typer.testing import CliRunner
+
+from grokscope.cli import app
+from grokscope.sweeps import SweepSpec, run_local, summarize
+
+SPEC = """
+preset = "quick"
+[set]
+"task.p" = 7
+"task.frac_train" = 0.5
+"model.d_model" = 16
+"model.d_head" = 8
+"model.d_mlp" = 32
+"train.epochs" = 30
+"train.checkpoint_every" = 10
+[axes]
+"train.seed" = [0, 1]
+"train.weight_decay" = [1.0, 0.3]
+"""
+
+
+@pytest.fixture
+def spec_file(tmp_path):
+    path = tmp_path / "sweep.toml"
+    path.write_text(SPEC)
+    return path
+
+
+def test_spec_is_the_product_of_its_axes(spec_file):
+    members = SweepSpec.from_toml(spec_file).members()
+    assert [m.values for m in members] == [
+        {"train.seed": 0, "train.weight_decay": 1.0}, {"train.seed": 0, "train.weight_decay": 0.3},
+        {"train.seed": 1, "train.weight_decay": 1.0}, {"train.seed": 1, "train.weight_decay": 0.3}]
+    assert members[1].name == "train.seed=0,train.weight_decay=0.3"
+    assert members[3].config.train.weight_decay == 0.3 and members[3].config.task.p == 7
+    assert all(m.config.train.threads == 1 for m in members)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('preset = "nope"', "unknown preset"),
+    ('[axes]\n"train.seed" = []', "non-empty list"),
+    ('[axes]\n"task.colour" = [1]', "unknown config key 'task.colour'"),
+    ('[set]\n"task.p" = 1', "task.p must be at least 2"),
+    ('presets = "quick"', "unknown sweep spec key"),
+    ('[axes\n', "not valid TOML"),
+])
+def test_bad_specs_fail_before_anything_runs(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=None) as err:
+        SweepSpec.from_toml(path)
+    assert message in str(err.value)
+
+
+def test_local_sweep_summary_skip_and_failure(spec_file, tmp_path):
+    out = tmp_path / "sweep"
+    spec = SweepSpec.from_toml(spec_file)
+    assert run_local(spec, out, workers=1) == {}
+    table = summarize(out)
+    assert len(table) == 4 and set(table["status"]) == {"done"}
+    assert {"train.seed", "train.weight_decay", "grokking_epoch", "test_acc", "key_frequencies",
+            "implements_fourier_multiplication"} <= set(table.columns)
+    assert (out / "summary.parquet").is_file() and (out / "summary.csv").is_file()
+
+    # an interrupted member is finished on the next run; finished ones are left alone
+    done = out / spec.members()[0].name
+    stamp = os.path.getmtime(done / "metrics.parquet")
+    interrupted = out / spec.members()[3].name
+    (interrupted / "summary.json").unlink()
+    # a member whose directory holds a different run fails, and the rest completes
+    broken = out / spec.members()[2].name
+    config = json.loads((broken / "config.json").read_text())
+    config["train"]["lr"] = 0.5
+    (broken / "config.json").write_text(json.dumps(config))
+    failures = run_local(spec, out, workers=2)
+    assert list(failures) == [spec.members()[2].name] and "different config" in failures[spec.members()[2].name]
+    assert (interrupted / "summary.json").is_file()
+    assert os.path.getmtime(done / "metrics.parquet") == stamp
+    table = summarize(out).set_index("member")
+    assert table.loc[spec.members()[2].name, "status"] == "failed"
+
+
+def test_sweep_cli(spec_file, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "sweep"
+    result = runner.invoke(app, ["sweep", str(spec_file), "--out", str(out), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "4 of 4 members done" in result.stdout
+    result = runner.invoke(app, ["sweep", "summary", str(out)])
+    assert result.exit_code == 0 and "train.seed=1,train.weight_decay=0.3" in result.stdout
+    result = runner.invoke(app, ["sweep", "summary", str(tmp_path / "nothing")])
+    assert result.exit_code == 2 and result.stderr.startswith("error: no sweep directory")
