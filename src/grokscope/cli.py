@@ -218,12 +218,11 @@ def sweep_run(
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task("sweep", total=len(members))
         failures = run_local(sweep, out, workers, on_member=lambda m, err: progress.advance(bar))
-    table = summarize(out)
+    summarize(out)
     console.print(f"{len(members) - len(failures)} of {len(members)} members done; summary: {out / 'summary.csv'}",
                   highlight=False)
     for name, error in failures.items():
         err_console.print(f"failed: {name}: {error.splitlines()[0]}", highlight=False)
-    del table
 
 
 @sweep_app.command("summary")
