@@ -22,6 +22,7 @@ class GradientFilter:
         self.kind, self.alpha, self.lamb, self.window = kind, alpha, lamb, window
         self.ema: dict[str, torch.Tensor] = {}
         self.history: dict[str, torch.Tensor] = {}  # [window, *shape] ring buffer (ma)
+        self.total: dict[str, torch.Tensor] = {}  # running sum of the ring buffer (ma)
         self.seen = 0  # gradients pushed into the ring buffer
 
     @torch.no_grad()
@@ -35,15 +36,19 @@ class GradientFilter:
                 g.add_(self.ema[name], alpha=self.lamb)
             else:
                 ring = self.history.setdefault(name, torch.zeros(self.window, *g.shape, dtype=g.dtype))
-                ring[self.seen % self.window] = g
+                total = self.total.setdefault(name, torch.zeros_like(g))
+                slot = self.seen % self.window
+                total.add_(g).sub_(ring[slot])  # the window's sum, updated in O(parameters)
+                ring[slot] = g
                 if self.seen + 1 >= self.window:
-                    g.add_(ring.mean(0), alpha=self.lamb)
+                    g.add_(total, alpha=self.lamb / self.window)
         self.seen += 1
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Everything needed to resume, as named tensors."""
         out = {f"grokfast.{n}.ema": t for n, t in self.ema.items()}
         out |= {f"grokfast.{n}.history": t for n, t in self.history.items()}
+        out |= {f"grokfast.{n}.total": t for n, t in self.total.items()}
         out["grokfast.seen"] = torch.tensor(self.seen)
         return out
 
@@ -55,6 +60,8 @@ class GradientFilter:
                 self.ema[key[len("grokfast."):-len(".ema")]] = t.clone()
             elif key.endswith(".history"):
                 self.history[key[len("grokfast."):-len(".history")]] = t.clone()
+            elif key.endswith(".total"):
+                self.total[key[len("grokfast."):-len(".total")]] = t.clone()
 
 
 @torch.no_grad()
