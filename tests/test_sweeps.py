@@ -92,5 +92,10 @@ def test_sweep_cli(spec_file, tmp_path):
     assert "4 of 4 members done" in result.stdout
     result = runner.invoke(app, ["sweep", "summary", str(out)])
     assert result.exit_code == 0 and "train.seed=1,train.weight_decay=0.3" in result.stdout
+    result = runner.invoke(app, ["sweep", "report", str(out)])
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text()
+    assert "Phase diagram" in page and page.count('class="plotly-graph-div"') >= 2
+    assert "train.weight_decay" in page and "<script src=" not in page
     result = runner.invoke(app, ["sweep", "summary", str(tmp_path / "nothing")])
     assert result.exit_code == 2 and result.stderr.startswith("error: no sweep directory")

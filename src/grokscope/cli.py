@@ -238,6 +238,15 @@ def sweep_summary(out: Path = typer.Argument(..., help="A sweep directory.")) ->
     console.print(f"wrote {out / 'summary.parquet'} and {out / 'summary.csv'}", highlight=False)
 
 
+@sweep_app.command("report")
+@user_errors
+def sweep_report(out: Path = typer.Argument(..., help="A sweep directory.")) -> None:
+    """Write DIR/report.html: phase diagrams, curves by axis value, key frequencies across members."""
+    from grokscope.report.sweep import build_sweep_report
+
+    console.print(f"report: {build_sweep_report(out)}", highlight=False)
+
+
 def main() -> None:
     app()
 
