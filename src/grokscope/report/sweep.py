@@ -32,7 +32,7 @@ def phase_diagram(table: pd.DataFrame, axes: list[str]) -> go.Figure:
     for col, column in enumerate(["grokking_epoch", "test_acc"], start=1):
         agg = _aggregate(table.assign(**{column: pd.to_numeric(table[column], errors="coerce")}), axes, column)
         if agg["mean"].isna().all():
-            fig.add_annotation(text="no member grokked", showarrow=False, xref=f"x{col} domain", yref=f"y{col} domain",
+            fig.add_annotation(text="no member grokked", showarrow=False, xref=f"x{col if col > 1 else ''} domain", yref=f"y{col if col > 1 else ''} domain",
                                x=0.5, y=0.5, font_size=16)
         hover = [f"{m:.4g} ± {s:.2g} (n={n})" for m, s, n in zip(agg["mean"], agg["std"].fillna(0), agg["count"])]
         if len(axes) == 1:
