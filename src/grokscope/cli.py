@@ -30,14 +30,23 @@ CANONICAL = "nanda2023"
 RUN_PATIENCE = 2000
 
 
+def user_config(load: Callable, *args):
+    """Call a config loader; its ValueError (an invalid preset, key or value) becomes a GrokscopeError."""
+    try:
+        return load(*args)
+    except ValueError as e:
+        raise GrokscopeError(str(e)) from None
+
+
 def user_errors(fn: Callable) -> Callable:
-    """Turn a GrokscopeError or config ValueError into one ``error:`` line and exit status 2."""
+    """Turn a GrokscopeError into one ``error:`` line and exit status 2 (anything else is a bug
+    and keeps its traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (GrokscopeError, ValueError) as e:
+        except GrokscopeError as e:
             err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
@@ -87,7 +96,7 @@ def run(
 ) -> None:
     """Train the canonical run: (x + y) mod 113 as in Nanda et al. (2023), until it has grokked."""
     extra = [] if full else [f"train.stop_after_grok={patience}"]
-    config = load_preset(CANONICAL, extra + list(overrides))
+    config = user_config(load_preset, CANONICAL, extra + list(overrides))
     out = out or Path("runs") / (CANONICAL + ("-full" if full else ""))
     summary = train_with_progress(config, out)
     console.print(summary_line(summary, out), highlight=False, soft_wrap=True)
@@ -121,7 +130,7 @@ def train(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory [default: runs/PRESET]."),
 ) -> None:
     """Train a preset, with overrides, into a run directory (resumes if it holds the same run)."""
-    config = load_preset(preset, list(overrides))
+    config = user_config(load_preset, preset, list(overrides))
     out = out or Path("runs") / preset
     summary = train_with_progress(config, out)
     console.print(summary_line(summary, out), highlight=False, soft_wrap=True)
@@ -210,7 +219,7 @@ def sweep_run(
 
     if backend != "local":
         raise GrokscopeError(f"unknown sweep backend '{backend}' (available: local)")
-    sweep = SweepSpec.from_toml(spec)
+    sweep = user_config(SweepSpec.from_toml, spec)
     members = sweep.members()
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.toml").write_text(spec.read_text())
