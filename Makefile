@@ -19,10 +19,10 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-# optional extras: TransformerLens (~600 MB; export and its equivalence test) and Playwright
+# optional extras: TransformerLens (~600 MB; export and its equivalence test), Ray (sweeps on a cluster) and Playwright
 # (PNG export and the report's browser test; uses Debian's chromium, never downloads a browser)
 extras: install
-	$(BIN)/pip install -q -e '.[dev,lens,browser]'
+	$(BIN)/pip install -q -e '.[dev,lens,browser,ray]'
 
 run: install
 	$(BIN)/grokscope run

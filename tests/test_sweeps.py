@@ -99,3 +99,28 @@ def test_sweep_cli(spec_file, tmp_path):
     assert "train.weight_decay" in page and "<script src=" not in page
     result = runner.invoke(app, ["sweep", "summary", str(tmp_path / "nothing")])
     assert result.exit_code == 2 and result.stderr.startswith("error: no sweep directory")
+
+
+@pytest.mark.ray
+@pytest.mark.skipif(not os.environ.get("CI") and __import__("importlib").util.find_spec("ray") is None,
+                    reason="needs the ray extra")
+def test_ray_backend_gives_the_local_summary(spec_file, tmp_path):
+    """A local Ray instance (loopback, started and stopped here) runs the same members to the
+    same summary table as the local backend."""
+    from grokscope.sweeps.ray_backend import run_ray
+
+    spec = SweepSpec.from_toml(spec_file)
+    assert run_local(spec, tmp_path / "local", workers=1) == {}
+    import shutil
+    import tempfile
+
+    temp = tempfile.mkdtemp(prefix="gs-ray-", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
+    try:
+        assert run_ray(spec, tmp_path / "ray", num_cpus=2, temp_dir=temp) == {}
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    columns = lambda t: t.drop(columns=["wall_seconds"]).set_index("member").sort_index()  # noqa: E731
+    a, b = columns(summarize(tmp_path / "local")), columns(summarize(tmp_path / "ray"))
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(a, b)

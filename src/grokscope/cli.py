@@ -211,14 +211,16 @@ app.add_typer(sweep_app, name="sweep")
 def sweep_run(
     spec: Path = typer.Argument(..., help="A sweep spec (TOML: preset, [set], [axes])."),
     out: Path = typer.Option(..., "--out", "-o", help="Sweep directory: one run directory per member."),
-    backend: str = typer.Option("local", help="local (a process per core)."),
-    workers: Optional[int] = typer.Option(None, help="Processes [default: one per core]."),
+    backend: str = typer.Option("local", help="local (a process per core) or ray."),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address [default: start a local Ray instance]."),
+    workers: Optional[int] = typer.Option(None, help="Processes (local) or CPUs (local Ray) [default: one per core]."),
 ) -> None:
     """Train (and analyse) every member of a sweep; finished members are skipped, interrupted ones resume."""
     from grokscope.sweeps import SweepSpec, run_local, summarize
+    from grokscope.sweeps.ray_backend import run_ray
 
-    if backend != "local":
-        raise GrokscopeError(f"unknown sweep backend '{backend}' (available: local)")
+    if backend not in ("local", "ray"):
+        raise GrokscopeError(f"unknown sweep backend '{backend}' (available: local, ray)")
     sweep = user_config(SweepSpec.from_toml, spec)
     members = sweep.members()
     out.mkdir(parents=True, exist_ok=True)
@@ -226,7 +228,9 @@ def sweep_run(
     columns = [TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("members"), TimeElapsedColumn()]
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task("sweep", total=len(members))
-        failures = run_local(sweep, out, workers, on_member=lambda m, err: progress.advance(bar))
+        advance = lambda m, err: progress.advance(bar)  # noqa: E731
+        failures = (run_local(sweep, out, workers, on_member=advance) if backend == "local"
+                    else run_ray(sweep, out, address, workers, on_member=advance))
     summarize(out)
     console.print(f"{len(members) - len(failures)} of {len(members)} members done; summary: {out / 'summary.csv'}",
                   highlight=False)
