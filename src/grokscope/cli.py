@@ -17,7 +17,6 @@ from grokscope.config import RunConfig, load_preset, preset_names, preset_text
 from grokscope.errors import GrokscopeError
 from grokscope.models import MODELS
 from grokscope.report import build_report
-from grokscope.schema import type_name
 from grokscope.tasks import TASKS
 from grokscope.training.loop import RunSummary, train_run
 
