@@ -6,7 +6,6 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
-export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: install extras run test test-slow clean
 

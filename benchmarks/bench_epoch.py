@@ -12,9 +12,9 @@ run below the floor.
 import argparse
 import time
 
-import torch
+from grokscope import load_preset  # first: it sets OpenMP's wait policy before torch loads
 
-from grokscope import load_preset
+import torch  # noqa: E402
 from grokscope.models.folded import folded_logits
 from grokscope.training.loss import cross_entropy
 from grokscope.training.optim import make_optimizer
