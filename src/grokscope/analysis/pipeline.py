@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -88,8 +85,7 @@ def progress_row(basis: FourierBasis, model, acts: GridActivations, freqs: list[
 
 
 def _rows_for(root: str, epochs: list[int], freqs: list[int], sign: int) -> list[dict]:
-    """Progress rows of some checkpoints of a run (runs in a worker process)."""
-    torch.set_num_threads(1)
+    """Progress rows of some checkpoints of a run."""
     run = Run(Path(root))
     basis, split = FourierBasis(run.config.task.p), run.task.split()
     rows = []
@@ -100,26 +96,17 @@ def _rows_for(root: str, epochs: list[int], freqs: list[int], sign: int) -> list
     return rows
 
 
-def progress_rows(run: Run, epochs: list[int], freqs: list[int], sign: int, on_checkpoint=None,
-                  workers: int | None = None) -> list[dict]:
-    """One progress row per checkpoint, computed by ``workers`` processes (default: one per core,
-    at most 2 per 40 checkpoints) in chunks of 8 checkpoints."""
-    workers = workers or min(os.cpu_count() or 1, max(1, len(epochs) // 20))
-    chunks = [epochs[i:i + 8] for i in range(0, len(epochs), 8)]
+def progress_rows(run: Run, epochs: list[int], freqs: list[int], sign: int, on_checkpoint=None) -> list[dict]:
+    """One progress row per checkpoint, in chunks of 8 (``on_checkpoint(done, total)`` after each).
+
+    One process: two worker processes measured no faster on this 2-core machine (0.9x,
+    ``benchmarks/bench_analysis.py``); the work is memory-bound.
+    """
     rows: list[dict] = []
-    if workers == 1:
-        for chunk in chunks:
-            rows += _rows_for(str(run.paths.root), chunk, freqs, sign)
-            if on_checkpoint is not None:
-                on_checkpoint(len(rows), len(epochs))
-        return rows
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = [pool.submit(_rows_for, str(run.paths.root), chunk, freqs, sign) for chunk in chunks]
-        for future in futures:
-            rows += future.result()
-            if on_checkpoint is not None:
-                on_checkpoint(len(rows), len(epochs))
+    for i in range(0, len(epochs), 8):
+        rows += _rows_for(str(run.paths.root), epochs[i:i + 8], freqs, sign)
+        if on_checkpoint is not None:
+            on_checkpoint(len(rows), len(epochs))
     return rows
 
 
@@ -165,9 +152,9 @@ def figure_arrays(basis: FourierBasis, model, acts: GridActivations, freqs: list
     return {**arrays, "neuron_example_meta": meta}
 
 
-def analyze_run(run: Run, on_checkpoint=None, workers: int | None = None) -> dict[str, Any]:
-    """Analyse a run and write ``analysis.json`` and ``progress.parquet`` into its directory
-    (``workers`` processes for the per-checkpoint table; default: one per core)."""
+def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
+    """Analyse a run and write ``analysis.json``, ``progress.parquet`` and ``analysis.safetensors``
+    into its directory."""
     if not run.complete:
         raise GrokscopeError(f"run {run.paths.root} is incomplete (no summary.json); finish it first (re-run its command)")
     grid_shape_check(run.task)
@@ -184,7 +171,7 @@ def analyze_run(run: Run, on_checkpoint=None, workers: int | None = None) -> dic
     found, emb_norms, fit, clusters = final_key_frequencies(basis, final_model, final_acts, sign)
     freqs = found.key
 
-    rows = progress_rows(run, epochs, freqs, sign, on_checkpoint, workers)
+    rows = progress_rows(run, epochs, freqs, sign, on_checkpoint)
     progress = pd.DataFrame(rows)
 
     final = rows[-1]

@@ -34,7 +34,7 @@ def run_member(config_dict: dict, out: str) -> str | None:
         run = load_run(out)
         if not (Path(out) / "analysis.json").is_file():
             try:
-                analyze_run(run, workers=1)
+                analyze_run(run)
             except GrokscopeError as e:  # e.g. a task without a Fourier analysis: the run still counts
                 atomic_write_text(Path(out) / "analysis_skipped.txt", f"{e}\n")
         return None
