@@ -33,7 +33,8 @@ def _omp_wait_policy() -> str:
     return "PASSIVE" if _other_processes_busy() else "ACTIVE"
 
 
-os.environ.setdefault("OMP_WAIT_POLICY", _omp_wait_policy())  # set OMP_WAIT_POLICY yourself to override
+if "OMP_WAIT_POLICY" not in os.environ:  # set it yourself to override (and skip the 50 ms sample)
+    os.environ["OMP_WAIT_POLICY"] = _omp_wait_policy()
 
 from grokscope.config import RunConfig, TrainConfig, load_preset, preset_names
 from grokscope.errors import GrokscopeError

@@ -99,7 +99,7 @@ def _rows_for(root: str, epochs: list[int], freqs: list[int], sign: int) -> list
 def progress_rows(run: Run, epochs: list[int], freqs: list[int], sign: int, on_checkpoint=None) -> list[dict]:
     """One progress row per checkpoint, in chunks of 8 (``on_checkpoint(done, total)`` after each).
 
-    One process: two worker processes measured no faster on this 2-core machine (0.9x,
+    One process: two worker processes measured slower on this 2-core machine (0.33-0.9x,
     ``benchmarks/bench_analysis.py``); the work is memory-bound.
     """
     rows: list[dict] = []
@@ -171,7 +171,11 @@ def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
     found, emb_norms, fit, clusters = final_key_frequencies(basis, final_model, final_acts, sign)
     freqs = found.key
 
-    rows = progress_rows(run, epochs, freqs, sign, on_checkpoint)
+    rows = progress_rows(run, epochs[:-1], freqs, sign,  # the last checkpoint's activations are at hand
+                         lambda done, total: on_checkpoint(done, len(epochs)) if on_checkpoint else None)
+    rows.append({"epoch": epochs[-1], **progress_row(basis, final_model, final_acts, freqs, sign)})
+    if on_checkpoint is not None:
+        on_checkpoint(len(rows), len(epochs))
     progress = pd.DataFrame(rows)
 
     final = rows[-1]
