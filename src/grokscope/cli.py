@@ -55,6 +55,12 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def counting_progress(label: str, unit: str) -> Progress:
+    """A progress bar that counts items: ``label ━━━ 12/113 unit 0:00:04``."""
+    return Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
+                    TimeElapsedColumn(), console=console)
+
+
 def train_with_progress(config: RunConfig, out: Path) -> RunSummary:
     """Train with a live progress bar showing epoch, train/test loss and accuracy."""
     cfg = config.train
@@ -109,9 +115,7 @@ def analyze_with_progress(run_dir: Path) -> dict:
     from grokscope.runs import load_run
 
     run_ = load_run(run_dir)
-    columns = [TextColumn("[bold]analysing"), BarColumn(), MofNCompleteColumn(), TextColumn("checkpoints"),
-               TimeElapsedColumn()]
-    with Progress(*columns, console=console) as progress:
+    with counting_progress("analysing", "checkpoints") as progress:
         bar = progress.add_task("analyse", total=len(run_.checkpoint_epochs))
         analysis = analyze_run(run_, on_checkpoint=lambda done, total: progress.update(bar, completed=done))
     console.print(verdict_line(analysis), highlight=False, soft_wrap=True)
@@ -224,8 +228,7 @@ def sweep_run(
     members = sweep.members()
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.toml").write_text(spec.read_text())
-    columns = [TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("members"), TimeElapsedColumn()]
-    with Progress(*columns, console=console) as progress:
+    with counting_progress("sweep", "members") as progress:
         bar = progress.add_task("sweep", total=len(members))
         advance = lambda m, err: progress.advance(bar)  # noqa: E731
         failures = (run_local(sweep, out, workers, on_member=advance) if backend == "local"

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
@@ -82,7 +83,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         raise GrokscopeError(f"{run.paths.root} has no analysis.json; run `grokscope analyze {run.paths.root}` first")
     try:
         analysis = json.loads(analysis_path.read_text())
-        progress = __import__("pandas").read_parquet(run.paths.root / "progress.parquet")
+        progress = pd.read_parquet(run.paths.root / "progress.parquet")
         arrays = figures.load_arrays(run.paths.root / "analysis.safetensors")
     except Exception as e:  # a half-written or foreign analysis
         raise GrokscopeError(f"the analysis in {run.paths.root} is incomplete or corrupt ({e}); re-run grokscope analyze") from None

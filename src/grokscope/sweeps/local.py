@@ -53,17 +53,23 @@ def run_local(spec: SweepSpec, out: str | Path, workers: int | None = None,
     jobs = [(m, m.config.to_dict(), str(out / m.name)) for m in members]
     if workers == 1:
         for m, config, path in jobs:
-            _record(m, run_member(config, path), failures, on_member)
+            record(m, run_member(config, path), failures, on_member)
     else:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(run_member, config, path): m for m, config, path in jobs}
             for future in as_completed(futures):
-                _record(futures[future], future.result(), failures, on_member)
-    atomic_write_text(out / "failures.json", json.dumps(failures, indent=2) + "\n")
+                record(futures[future], future.result(), failures, on_member)
+    write_failures(out, failures)
     return failures
 
 
-def _record(member: Member, error: str | None, failures: dict, on_member) -> None:
+def write_failures(out: Path, failures: dict[str, str]) -> None:
+    """``DIR/failures.json``: {member name: error} of the members that failed (read by the summary)."""
+    atomic_write_text(out / "failures.json", json.dumps(failures, indent=2) + "\n")
+
+
+def record(member: Member, error: str | None, failures: dict, on_member) -> None:
+    """Note one finished member (any backend): its error if it failed, then the progress callback."""
     if error is not None:
         failures[member.name] = error
     if on_member is not None:

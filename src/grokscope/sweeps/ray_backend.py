@@ -8,14 +8,12 @@ cluster). Ray is an optional extra: ``pip install 'grokscope[ray]'``.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Callable
 
 from grokscope.errors import GrokscopeError
-from grokscope.runs import atomic_write_text
-from grokscope.sweeps.local import run_member
+from grokscope.sweeps.local import record, run_member, write_failures
 from grokscope.sweeps.spec import Member, SweepSpec
 
 
@@ -44,13 +42,9 @@ def run_ray(spec: SweepSpec, out: str | Path, address: str | None = None, num_cp
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
-            member, error = refs[done[0]], ray.get(done[0])
-            if error is not None:
-                failures[member.name] = error
-            if on_member is not None:
-                on_member(member, error)
+            record(refs[done[0]], ray.get(done[0]), failures, on_member)
     finally:
         if started:
             ray.shutdown()
-    atomic_write_text(out / "failures.json", json.dumps(failures, indent=2) + "\n")
+    write_failures(out, failures)
     return failures
