@@ -76,11 +76,16 @@ def train_run(config: RunConfig, out: str | Path, on_epoch: EpochCallback | None
         return RunSummary(**json.loads(paths.summary.read_text()))
     torch.set_num_threads(config.train.threads)
     deterministic = torch.are_deterministic_algorithms_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
     torch.use_deterministic_algorithms(True)  # bitwise-repeatable on several threads too, at no measured cost
+    # Deterministic mode NaN-fills every new tensor; no kernel here reads uninitialised memory, and
+    # the fills cost ~5 % of an epoch (measured in benchmarks/bench_epoch.py).
+    torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         return _train(config, paths, on_epoch)
     finally:
         torch.use_deterministic_algorithms(deterministic)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
 
 
 def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -> RunSummary:
