@@ -1,5 +1,9 @@
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -82,6 +86,56 @@ def test_local_sweep_summary_skip_and_failure(spec_file, tmp_path):
     assert os.path.getmtime(done / "metrics.parquet") == stamp
     table = summarize(out).set_index("member")
     assert table.loc[spec.members()[2].name, "status"] == "failed"
+
+
+def test_points_are_crossed_with_the_axes(tmp_path):
+    path = tmp_path / "points.toml"
+    points = 'points = [{ "task.op" = "add" }, { "task.op" = "sub", "task.p" = 11 }]\n'
+    path.write_text(points + SPEC.split("[axes]")[0] + '[axes]\n"train.seed" = [0, 1]\n')
+    members = SweepSpec.from_toml(path).members()
+    assert [m.values for m in members] == [
+        {"task.op": "add", "train.seed": 0}, {"task.op": "add", "train.seed": 1},
+        {"task.op": "sub", "task.p": 11, "train.seed": 0}, {"task.op": "sub", "task.p": 11, "train.seed": 1}]
+    assert members[2].config.task.p == 11 and members[0].config.task.p == 7
+    path.write_text('points = [{ "train.seed" = 0 }]\n[axes]\n"train.seed" = [1]\n')
+    with pytest.raises(ValueError, match="both in points and in axes"):
+        SweepSpec.from_toml(path)
+
+
+@pytest.mark.parametrize("name", ["fraction", "weight_decay", "precision", "pow_sum", "seeds", "add_vs_sub"])
+def test_shipped_sweeps_load_by_name(name):
+    spec = SweepSpec.load(name)
+    assert spec.description and len(spec.members()) >= 2
+    assert all(m.config.train.threads == 1 for m in spec.members())
+
+
+def test_a_killed_sweep_finishes_only_its_missing_members(tmp_path):
+    """SIGKILL the sweep while its second member trains; the re-run leaves the first alone,
+    resumes the second from its checkpoint and runs the third."""
+    spec = tmp_path / "kill.toml"
+    spec.write_text(SPEC.split("[axes]")[0].replace('"train.epochs" = 30', '"train.epochs" = 4000')
+                    .replace('"train.checkpoint_every" = 10', '"train.checkpoint_every" = 100')
+                    + '[axes]\n"train.seed" = [0, 1, 2]\n')
+    out = tmp_path / "sweep"
+    command = [sys.executable, "-m", "grokscope", "sweep", str(spec), "--out", str(out), "--workers", "1"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first, second, third = (out / f"train.seed={s}" for s in range(3))
+    deadline = time.time() + 120
+    while not (second / "resume.safetensors").is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (first / "summary.json").is_file() and not (second / "summary.json").is_file()
+    assert not (third / "config.json").exists()
+    stamp = os.path.getmtime(first / "summary.json")
+    resumed_from = json.loads(__import__("safetensors").safe_open(
+        str(second / "resume.safetensors"), "pt").metadata()["epoch"])
+
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "3 of 3 members done" in result.stdout
+    assert os.path.getmtime(first / "summary.json") == stamp
+    assert resumed_from > 0 and all((d / "summary.json").is_file() for d in (second, third))
 
 
 def test_sweep_cli(spec_file, tmp_path):

@@ -1,3 +1,4 @@
+import math
 import numpy as np
 import pytest
 import torch
@@ -80,3 +81,15 @@ def test_registry_names_the_task():
     assert "modular" in TASKS.names()
     with pytest.raises(ValueError, match="unknown task"):
         TASKS.get("sorting-hat")
+
+
+def test_label_statistics_known_answers():
+    uniform = ModularConfig(op="add", p=113).build().label_statistics()
+    assert uniform["residues_hit"] == 113
+    assert uniform["label_entropy_bits"] == pytest.approx(uniform["max_entropy_bits"])
+    cube = ModularConfig(op="pow_sum", p=113, a=3, b=3).build().label_statistics()  # x -> x^3 permutes Z_113
+    assert cube["label_entropy_bits"] == pytest.approx(math.log2(113))
+    seventh = ModularConfig(op="pow_sum", p=113, a=7, b=7).build().label_statistics()
+    # 7 divides 112, so x^7 takes only 112/7 + 1 = 17 values: x^7 + y^7 cannot spread evenly
+    assert seventh["residues_hit"] < 113 and seventh["top_label_share"] > 2 / 113
+    assert seventh["label_entropy_bits"] < cube["label_entropy_bits"] - 0.1

@@ -17,6 +17,7 @@ from grokscope.config import RunConfig, load_preset, preset_names, preset_text
 from grokscope.errors import GrokscopeError
 from grokscope.models import MODELS
 from grokscope.report import build_report
+from grokscope.runs import atomic_write_text
 from grokscope.tasks import TASKS
 from grokscope.training.loop import RunSummary, train_run
 
@@ -191,8 +192,13 @@ def tasks() -> None:
 @user_errors
 def presets() -> None:
     """List the shipped presets, one per line, name first."""
+    from grokscope.sweeps.spec import sweep_preset_description, sweep_preset_names
+
     for name in preset_names():
         typer.echo(f"{name}\t{preset_text(name).get('description', '')}")
+    typer.echo("\nsweeps (grokscope sweep NAME --out DIR):")
+    for name in sweep_preset_names():
+        typer.echo(f"{name}\t{sweep_preset_description(name)}")
 
 
 class SweepGroup(TyperGroup):
@@ -212,7 +218,8 @@ app.add_typer(sweep_app, name="sweep")
 @sweep_app.command("run")
 @user_errors
 def sweep_run(
-    spec: Path = typer.Argument(..., help="A sweep spec (TOML: preset, [set], [axes])."),
+    spec: str = typer.Argument(..., help="A sweep spec file (TOML: preset, [set], points, [axes]) or a shipped "
+                                         "sweep's name (see `grokscope presets`)."),
     out: Path = typer.Option(..., "--out", "-o", help="Sweep directory: one run directory per member."),
     backend: str = typer.Option("local", help="local (a process per core) or ray."),
     address: Optional[str] = typer.Option(None, help="Ray cluster address [default: start a local Ray instance]."),
@@ -224,10 +231,10 @@ def sweep_run(
 
     if backend not in ("local", "ray"):
         raise GrokscopeError(f"unknown sweep backend '{backend}' (available: local, ray)")
-    sweep = user_config(SweepSpec.from_toml, spec)
+    sweep = user_config(SweepSpec.load, spec)
     members = sweep.members()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.toml").write_text(spec.read_text())
+    atomic_write_text(out / "sweep.toml", sweep.text)
     with counting_progress("sweep", "members") as progress:
         bar = progress.add_task("sweep", total=len(members))
         advance = lambda m, err: progress.advance(bar)  # noqa: E731

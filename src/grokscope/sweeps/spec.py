@@ -9,13 +9,23 @@ preset = "nanda2023"
 "train.seed" = [0, 1]
 "train.weight_decay" = [1.0, 0.3]
 ```
+
+Grids that are not products (Table 1 of seed 001: chosen (a, b, p) triples) list their
+points explicitly; the points are crossed with the axes:
+
+```toml
+points = [{ "task.a" = 3, "task.b" = 3 }, { "task.a" = 7, "task.b" = 7, "task.p" = 101 }]
+```
+
+A spec is a file, or the name of one shipped in ``grokscope/sweeps/presets``.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +46,44 @@ class Member:
     config: RunConfig
 
 
+SPEC_KEYS = ("description", "preset", "set", "points", "axes")
+
+
+def sweep_preset_names() -> list[str]:
+    """Names of the sweep specs shipped in ``grokscope/sweeps/presets``."""
+    files = resources.files("grokscope.sweeps.presets").iterdir()
+    return sorted(f.name[:-5] for f in files if f.name.endswith(".toml"))
+
+
+def sweep_preset_text(name: str) -> str:
+    """The TOML text of a shipped sweep spec."""
+    return resources.files("grokscope.sweeps.presets").joinpath(f"{name}.toml").read_text()
+
+
+def sweep_preset_description(name: str) -> str:
+    """The ``description`` line of a shipped sweep spec."""
+    return tomllib.loads(sweep_preset_text(name)).get("description", "")
+
+
 @dataclass(frozen=True)
 class SweepSpec:
     preset: str
     set: dict[str, Any]
     axes: dict[str, list]
+    points: list[dict[str, Any]] = field(default_factory=list)
+    description: str = ""
+    text: str = ""  # the TOML it was read from
+
+    @classmethod
+    def load(cls, spec: str | Path) -> "SweepSpec":
+        """A spec file, or a shipped sweep spec by name (ValueError if neither)."""
+        path = Path(spec)
+        if path.is_file():
+            return cls.from_text(path.read_text(), str(path))
+        if str(spec) in sweep_preset_names():
+            return cls.from_text(sweep_preset_text(str(spec)), str(spec))
+        raise ValueError(f"no sweep spec file at {spec}, and no shipped sweep of that name "
+                         f"(shipped: {', '.join(sweep_preset_names())})")
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "SweepSpec":
@@ -48,30 +91,48 @@ class SweepSpec:
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"no sweep spec at {path}")
+        return cls.from_text(path.read_text(), str(path))
+
+    @classmethod
+    def from_text(cls, text: str, source: str) -> "SweepSpec":
+        """Parse and validate a spec's TOML; every member's config must be valid before anything runs."""
         try:
-            data = tomllib.loads(path.read_text())
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"{path} is not valid TOML: {e}") from None
-        unknown = set(data) - {"preset", "set", "axes"}
+            raise ValueError(f"{source} is not valid TOML: {e}") from None
+        unknown = set(data) - set(SPEC_KEYS)
         if unknown:
-            raise ValueError(f"unknown sweep spec key(s) {sorted(unknown)} (known: preset, set, axes)")
+            raise ValueError(f"unknown sweep spec key(s) {sorted(unknown)} (known: {', '.join(SPEC_KEYS)})")
         axes = data.get("axes", {})
         for key, values in axes.items():
             if not isinstance(values, list) or not values:
                 raise ValueError(f"axis {key!r} must be a non-empty list of values")
-        spec = cls(preset=data.get("preset", "nanda2023"), set=data.get("set", {}), axes=axes)
-        spec.members()  # every member's config must be valid before anything runs
+        points = data.get("points", [])
+        if not isinstance(points, list) or not all(isinstance(p, dict) and p for p in points):
+            raise ValueError("points must be a list of non-empty tables of config values")
+        clash = {k for p in points for k in p} & set(axes)
+        if clash:
+            raise ValueError(f"{sorted(clash)} both in points and in axes; put each key in one of them")
+        spec = cls(preset=data.get("preset", "nanda2023"), set=data.get("set", {}), axes=axes, points=points,
+                   description=data.get("description", ""), text=text)
+        spec.members()
         return spec
 
     def members(self) -> list[Member]:
-        """Every point of the grid, in axis order (the last axis varies fastest)."""
+        """Every point of the grid: each of ``points`` (or the base alone) crossed with the axes,
+        in order (the last axis varies fastest)."""
         base = ["train.threads=1"] + [f"{k}={_text(v)}" for k, v in self.set.items()]  # one core per member
         keys = list(self.axes)
         out = []
-        for combo in itertools.product(*(self.axes[k] for k in keys)):
-            values = dict(zip(keys, combo))
-            overrides = base + [f"{k}={_text(v)}" for k, v in values.items()]
-            out.append(Member(values=values, name=member_name(values), config=load_preset(self.preset, overrides)))
+        for point in self.points or [{}]:
+            for combo in itertools.product(*(self.axes[k] for k in keys)):
+                values = dict(point) | dict(zip(keys, combo))
+                overrides = base + [f"{k}={_text(v)}" for k, v in values.items()]
+                out.append(Member(values=values, name=member_name(values),
+                                  config=load_preset(self.preset, overrides)))
+        names = [m.name for m in out]
+        if len(set(names)) != len(names):
+            raise ValueError("two sweep members have the same values; every point must differ")
         return out
 
 

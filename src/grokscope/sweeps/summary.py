@@ -1,5 +1,9 @@
 """One table over a sweep's members: config, grokking epoch, final accuracies, key frequencies, verdict.
 
+Also, per member: the epoch its test loss first fell below 0.1 (the paper's measure of when a
+run generalises), its count of train-loss spikes (``analysis.curves.loss_spikes``), and for
+modular tasks the label statistics of the task (``ModularTask.label_statistics``).
+
 Written as ``DIR/summary.parquet`` and ``DIR/summary.csv``. Every member directory is an
 ordinary run, so DuckDB can also query the members' own files directly, e.g.
 ``SELECT * FROM read_parquet('DIR/*/metrics.parquet', filename=true)``.
@@ -12,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from grokscope.config import flatten
+from grokscope.analysis.curves import first_below, loss_spikes
+from grokscope.config import RunConfig, flatten
 from grokscope.errors import GrokscopeError
 from grokscope.runs import atomic_write_parquet, atomic_write_text
 
@@ -25,10 +30,16 @@ def member_row(path: Path, failures: dict[str, str]) -> dict:
     summary_path, analysis_path = path / "summary.json", path / "analysis.json"
     row["status"] = "failed" if path.name in failures else "done" if summary_path.is_file() else "incomplete"
     row["error"] = failures.get(path.name, "").split("\n")[0]
+    task = RunConfig.from_dict(config).task.build()
+    if hasattr(task, "label_statistics"):
+        row |= task.label_statistics()
     if summary_path.is_file():
         s = json.loads(summary_path.read_text())
         row |= {"grokking_epoch": s["grokking_epoch"], "final_epoch": s["final_epoch"], "train_acc": s["train_acc"],
                 "test_acc": s["test_acc"], "test_loss": s["test_loss"], "wall_seconds": s["wall_seconds"]}
+        metrics = pd.read_parquet(path / "metrics.parquet")
+        row["test_loss_below_0.1_epoch"] = first_below(metrics["epoch"], metrics["test_loss"], 0.1)
+        row["train_loss_spikes"] = len(loss_spikes(metrics["train_loss"].to_numpy()))
     if analysis_path.is_file():
         a = json.loads(analysis_path.read_text())
         row |= {"key_frequencies": " ".join(map(str, a["key_frequencies"])), "logit_fve": a["final"]["logit_fve"],
