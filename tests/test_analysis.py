@@ -141,3 +141,18 @@ def test_analyze_refuses_incomplete_or_missing_runs(tmp_path):
     assert result.exit_code == 2 and result.stderr.strip() == f"error: no run directory at {tmp_path / 'missing'}"
     result = CliRunner().invoke(app, ["analyze", str(tmp_path / "run")])
     assert result.exit_code == 2 and "incomplete" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_two_layer_mlp_groks_and_its_neurons_cluster_by_frequency(tmp_path):
+    """The paper's 2-layer MLP on (x + y) mod 31: it groks, and the same Fourier tools find the
+    algorithm in it: key frequencies agreed by every method, neurons clustered, W_L's waves."""
+    train_run(load_preset("quick", ["model.kind=mlp", "train.stop_after_grok=1000"]), tmp_path / "mlp")
+    run = load_run(tmp_path / "mlp")
+    a = analyze_run(run)
+    assert run.summary["grokking_epoch"] is not None
+    assert a["verdict"]["implements_fourier_multiplication"], a["verdict"]["reasons"]
+    assert a["attention"] is None and a["final"]["frac_neurons_clustered"] >= 0.8
+    assert set(a["key_frequencies_by_method"]["neurons"]) == set(a["key_frequencies"])
+    sizes = a["neurons"]["cluster_sizes"]
+    assert all(sizes.get(str(k), 0) >= 5 for k in a["key_frequencies"])
+    assert a["final"]["restricted_neuron_loss_test"] < 0.1

@@ -166,3 +166,26 @@ def test_init_is_seeded_and_leaves_global_rng_alone():
         assert torch.equal(x, y), n
     std = a.embed.W_E.std().item()
     assert 0.15 < std < 0.35  # N(0, 1/16)
+
+
+def test_mlp_model_names_shapes_and_forward():
+    """``--set model.kind=mlp`` on the canonical preset: TransformerLens-style names, the
+    concatenated-embedding forward written out by hand, and hooks at pre/post."""
+    config = load_preset("nanda2023", ["model.kind=mlp"])
+    assert config.model.kind == "mlp" and (config.model.d_model, config.model.d_mlp) == (128, 512)
+    model = config.model.build(d_vocab=114, d_vocab_out=113, n_ctx=3)
+    model.init_weights(0)
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert shapes == {"embed.W_E": (114, 128), "mlp.W_in": (384, 512), "mlp.b_in": (512,),
+                      "mlp.W_out": (512, 128), "mlp.b_out": (128,), "unembed.W_U": (128, 113), "unembed.b_U": (113,)}
+    assert not model.mlp.b_in.requires_grad and model.mlp.W_in.requires_grad
+    tokens = torch.tensor([[3, 5, 113], [112, 0, 113]])
+    x = model.W_E[tokens].reshape(2, -1)  # [batch, 3 * d_model]
+    expected = torch.relu(x @ model.mlp.W_in) @ model.mlp.W_out @ model.W_U
+    logits, cache = model.run_with_cache(tokens, torch.tensor([2]))
+    torch.testing.assert_close(logits[:, 0], expected)
+    assert cache["mlp.hook_post"].shape == (2, 1, 512) and cache["hook_embed"].shape == (2, 3, 128)
+    from grokscope.errors import GrokscopeError
+
+    with pytest.raises(GrokscopeError, match="one answer"):
+        model(tokens, torch.tensor([1, 2]))

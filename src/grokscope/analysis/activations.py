@@ -21,8 +21,8 @@ class GridActivations:
     labels: torch.Tensor  # [x, y] int64
     train_mask: torch.Tensor  # [x, y] bool: the pair is in the training set
     neurons: torch.Tensor | None  # [x, y, neuron] float64, MLP hook_post of the last block (None if attn-only)
-    resid_mid: torch.Tensor | None  # [x, y, d_model] float64, residual before the MLP (None if attn-only)
-    pattern: torch.Tensor  # [x, y, head, key] float64, attention from '=' to each position
+    resid_mid: torch.Tensor | None  # [x, y, d_model] float64, residual before the MLP (None if attn-only; 0 for an MLP)
+    pattern: torch.Tensor | None  # [x, y, head, key] float64, attention from '=' to each position (None for an MLP)
 
     @property
     def p(self) -> int:
@@ -39,24 +39,34 @@ def grid_shape_check(task) -> None:
 
 @torch.no_grad()
 def grid_activations(model, task: ModularTask, train_indices: torch.Tensor) -> GridActivations:
-    """Run ``model`` on every pair once and collect logits, neurons and attention at ``=``."""
+    """Run ``model`` on every pair once and collect logits, neurons and attention at ``=``.
+
+    For a model without a residual stream before its neurons (the 2-layer MLP) ``resid_mid`` is
+    zero, so ``logits = (resid_mid + neurons @ W_out + b_out) @ W_U + b_U`` holds for both kinds.
+    """
     grid_shape_check(task)
     p = task.config.p
     data = task.dataset()
-    last = len(model.blocks) - 1
-    names = [f"blocks.{last}.hook_resid_mid", f"blocks.{last}.mlp.hook_post", f"blocks.{last}.attn.hook_pattern"]
+    hooks = model.readout_hooks
     query = torch.tensor(data.target_positions[:1])  # the last block runs at '=' only
-    logits, cache = model.run_with_cache(data.tokens, query, names_filter=names)
+    logits, cache = model.run_with_cache(data.tokens, query, names_filter=[h for h in hooks.values() if h])
     q = 0  # index of '=' among the computed query positions
     mask = torch.zeros(p * p, dtype=torch.bool)
     mask[train_indices] = True
-    neurons = cache.get(names[1])
-    resid = cache.get(names[0])
+    neurons = cache[hooks["neurons"]][:, q].double().reshape(p, p, -1) if hooks["neurons"] else None
+    if hooks["resid_mid"]:
+        resid = cache[hooks["resid_mid"]][:, q].double().reshape(p, p, -1)
+    else:
+        resid = None if neurons is None else torch.zeros(p, p, model.cfg.d_model, dtype=torch.float64)
+    pattern = None
+    if hooks["pattern"]:
+        full = cache[hooks["pattern"]]  # [batch, head, qpos, key]
+        pattern = full[:, :, q, :].double().reshape(p, p, full.shape[1], -1)
     return GridActivations(
         logits=logits[:, q].double().reshape(p, p, -1),
         labels=data.labels[:, 0].reshape(p, p),
         train_mask=mask.reshape(p, p),
-        neurons=None if neurons is None else neurons[:, q].double().reshape(p, p, -1),
-        resid_mid=None if resid is None else resid[:, q].double().reshape(p, p, -1),
-        pattern=cache[names[2]][:, :, q, :].double().reshape(p, p, *cache[names[2]].shape[1:2], -1),
+        neurons=neurons,
+        resid_mid=resid,
+        pattern=pattern,
     )

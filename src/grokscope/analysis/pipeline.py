@@ -53,7 +53,7 @@ def weight_norms(model) -> dict[str, float]:
 
 def neuron_restricted_losses(basis, acts: GridActivations, model, freqs: list[int]) -> tuple[float, float]:
     """Train and test loss with every neuron restricted to the key frequencies' 2-D terms."""
-    mlp, unembed = model.blocks[-1].mlp, model.unembed
+    mlp, unembed = model.final_mlp, model.unembed
     restricted = circuits.restrict_neurons(basis, acts.neurons, freqs)
     logits = circuits.logits_from_neurons(acts.resid_mid, restricted, mlp.W_out.detach(), mlp.b_out.detach(),
                                           unembed.W_U.detach(), unembed.b_U.detach())
@@ -130,8 +130,9 @@ def figure_arrays(basis: FourierBasis, model, acts: GridActivations, freqs: list
     arrays: dict = {"embedding_pcs": pcs.float()}
     centred = acts.logits - acts.logits.mean(-1, keepdim=True)
     arrays["logits_spectrum_2d"] = fourier_2d(basis, centred).norm(dim=-1).float()  # [basis, basis]
-    arrays["attention_to_x"] = acts.pattern[..., 0].permute(2, 0, 1).float()  # [head, x, y]
-    arrays["attention_to_y"] = acts.pattern[..., 1].permute(2, 0, 1).float()
+    if acts.pattern is not None:
+        arrays["attention_to_x"] = acts.pattern[..., 0].permute(2, 0, 1).float()  # [head, x, y]
+        arrays["attention_to_y"] = acts.pattern[..., 1].permute(2, 0, 1).float()
     if freqs:
         arrays["embedding_circles"] = torch.stack(
             [circuits.embedding_circle(basis, model.W_E.detach()[:p], k)[:, :2] if len(basis.rows(k)) == 2
@@ -158,8 +159,9 @@ def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
     if not run.complete:
         raise GrokscopeError(f"run {run.paths.root} is incomplete (no summary.json); finish it first (re-run its command)")
     grid_shape_check(run.task)
-    if run.config.model.kind != "transformer" or run.config.model.n_layers != 1:
-        raise GrokscopeError("the Fourier analysis covers 1-layer transformers for now")
+    model_cfg = run.config.model
+    if not (model_cfg.kind == "mlp" or (model_cfg.kind == "transformer" and model_cfg.n_layers == 1)):
+        raise GrokscopeError("the Fourier analysis covers 1-layer transformers and 2-layer MLPs")
     t0 = time.perf_counter()
     basis = FourierBasis(run.config.task.p)
     sign = task_sign(run)
@@ -179,7 +181,7 @@ def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
     progress = pd.DataFrame(rows)
 
     final = rows[-1]
-    mlp = final_model.blocks[-1].mlp if not final_model.cfg.attn_only else None
+    mlp = final_model.final_mlp
     analysis: dict[str, Any] = {
         "format": FORMAT,
         "epoch": epochs[-1],
@@ -203,8 +205,8 @@ def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
             "cluster_sizes": {str(k): v for k, v in clusters.sizes().items()},
         }
         analysis["W_L_frequency_norms"] = circuits.W_L_frequency_norms(basis, W_L_).tolist()
-    attention = circuits.attention_summary(basis, final_acts.pattern)
-    analysis["attention"] = asdict(attention)
+    analysis["attention"] = (None if final_acts.pattern is None
+                             else asdict(circuits.attention_summary(basis, final_acts.pattern)))
     pcs, ratio = circuits.embedding_pca(final_model.W_E.detach()[: basis.p])
     analysis["embedding_pca_variance_ratio"] = ratio.tolist()
     arrays = figure_arrays(basis, final_model, final_acts, freqs, clusters, pcs)

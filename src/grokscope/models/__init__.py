@@ -3,7 +3,8 @@
 from grokscope.models.base import MODELS, ModelConfig
 from grokscope.models.export import to_transformer_lens, transformer_lens_config
 from grokscope.models.hooks import HookedRootModule, HookPoint
+from grokscope.models.mlp import MLPConfig, MLPModel
 from grokscope.models.transformer import Transformer, TransformerConfig
 
-__all__ = ["MODELS", "ModelConfig", "HookedRootModule", "HookPoint", "Transformer", "TransformerConfig",
+__all__ = ["MODELS", "ModelConfig", "HookedRootModule", "HookPoint", "MLPConfig", "MLPModel", "Transformer", "TransformerConfig",
            "to_transformer_lens", "transformer_lens_config"]

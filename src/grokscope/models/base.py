@@ -17,5 +17,9 @@ class ModelConfig(ConfigPart):
         """The (uninitialised) model for a task with these sizes."""
         raise NotImplementedError
 
+    def summary(self) -> str:
+        """One line describing the architecture, for reports."""
+        raise NotImplementedError
+
 
 MODELS: Registry[ModelConfig] = Registry("model kind")

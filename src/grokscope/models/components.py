@@ -106,20 +106,47 @@ class Attention(nn.Module):
         return z.reshape(*z.shape[:2], -1) @ W_O_flat + self.b_O
 
 
-class MLP(nn.Module):
-    """``act(x @ W_in + b_in) @ W_out + b_out``; ``W_in [d_model, d_mlp]``, ``W_out [d_mlp, d_model]``."""
+def init_paper_weights(model: nn.Module, seed: int, d_model: int, d_vocab: int) -> None:
+    """Nanda et al. (2023)'s initialisation, from its own generator (global RNGs untouched).
 
-    def __init__(self, d_model: int, d_mlp: int, act_fn: str):
+    Every ``W_*`` is N(0, 1/d_model) except ``W_U``, N(0, 1/d_vocab); biases are zero and
+    LayerNorm weights one. Parameters are drawn in ``named_parameters()`` order.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf.startswith("W_"):
+                std = 1 / math.sqrt(d_vocab if leaf == "W_U" else d_model)
+                param.copy_(torch.randn(param.shape, generator=gen) * std)
+            elif leaf == "w":
+                param.fill_(1.0)
+            else:
+                param.zero_()
+
+
+def freeze_biases(model: nn.Module) -> None:
+    """Keep every ``b_*`` at its value (zero) and out of training, as in Nanda et al.'s code."""
+    for name, param in model.named_parameters():
+        if name.rsplit(".", 1)[-1].startswith("b_"):
+            param.requires_grad_(False)
+
+
+class MLP(nn.Module):
+    """``act(x @ W_in + b_in) @ W_out + b_out``; ``W_in [d_in, d_mlp]``, ``W_out [d_mlp, d_model]``
+    (``d_in = d_model`` inside a transformer block)."""
+
+    def __init__(self, d_model: int, d_mlp: int, act_fn: str, d_in: int | None = None):
         super().__init__()
         self.act_fn = act_fn
-        self.W_in = nn.Parameter(torch.empty(d_model, d_mlp))
+        self.W_in = nn.Parameter(torch.empty(d_in or d_model, d_mlp))
         self.b_in = nn.Parameter(torch.zeros(d_mlp))
         self.W_out = nn.Parameter(torch.empty(d_mlp, d_model))
         self.b_out = nn.Parameter(torch.zeros(d_model))
         self.hook_pre = HookPoint()  # [batch, pos, d_mlp]
         self.hook_post = HookPoint()  # [batch, pos, d_mlp]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [batch, pos, d_model] -> same
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [batch, pos, d_in] -> [batch, pos, d_model]
         pre = self.hook_pre(x @ self.W_in + self.b_in)
         post = self.hook_post(F.relu(pre) if self.act_fn == "relu" else F.gelu(pre))
         return post @ self.W_out + self.b_out

@@ -8,7 +8,6 @@ position, the last layer's queries, MLP and the unembedding run only those.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,7 +15,9 @@ import torch
 from torch import nn
 
 from grokscope.models.base import MODELS, ModelConfig
-from grokscope.models.components import Embed, LayerNorm, PosEmbed, TransformerBlock, Unembed
+from grokscope.models.components import (
+    Embed, LayerNorm, PosEmbed, TransformerBlock, Unembed, freeze_biases, init_paper_weights,
+)
 from grokscope.models.hooks import HookedRootModule, HookPoint
 
 
@@ -44,6 +45,12 @@ class TransformerConfig(ModelConfig):
     def build(self, d_vocab: int, d_vocab_out: int, n_ctx: int) -> "Transformer":
         return Transformer(self, d_vocab, d_vocab_out, n_ctx)
 
+    def summary(self) -> str:
+        kind = "attention-only transformer" if self.attn_only else "transformer"
+        mlp = "" if self.attn_only else f", d_mlp {self.d_mlp}, {self.act_fn}"
+        norm = ", LayerNorm" if self.normalization_type == "LN" else ""
+        return f"{self.n_layers}-layer {kind}, d_model {self.d_model}, {self.n_heads} heads × {self.d_head}{mlp}{norm}"
+
 
 class Transformer(HookedRootModule):
     """Embed + positional embed, ``n_layers`` blocks, optional final LayerNorm, unembed.
@@ -69,28 +76,12 @@ class Transformer(HookedRootModule):
             self.ln_final = LayerNorm(cfg.d_model)
         self.unembed = Unembed(cfg.d_model, d_vocab_out)
         if not cfg.train_biases:
-            for name, param in self.named_parameters():
-                if name.rsplit(".", 1)[-1].startswith("b_"):
-                    param.requires_grad_(False)
+            freeze_biases(self)
         self.setup()
 
     def init_weights(self, seed: int) -> None:
-        """The paper's initialisation, from its own generator (global RNGs untouched).
-
-        Every ``W_*`` is N(0, 1/d_model) except ``W_U``, N(0, 1/d_vocab); biases are zero and
-        LayerNorm weights one. Parameters are drawn in ``named_parameters()`` order.
-        """
-        gen = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for name, param in self.named_parameters():
-                leaf = name.rsplit(".", 1)[-1]
-                if leaf.startswith("W_"):
-                    std = 1 / math.sqrt(self.d_vocab if leaf == "W_U" else self.cfg.d_model)
-                    param.copy_(torch.randn(param.shape, generator=gen) * std)
-                elif leaf == "w":
-                    param.fill_(1.0)
-                else:
-                    param.zero_()
+        """The paper's initialisation (``init_paper_weights``)."""
+        init_paper_weights(self, seed, self.cfg.d_model, self.d_vocab)
 
     def forward(
         self, tokens: torch.Tensor, query_positions: torch.Tensor | None = None
@@ -102,6 +93,20 @@ class Transformer(HookedRootModule):
         if self.cfg.normalization_type == "LN":
             resid = self.ln_final(resid)
         return self.unembed(resid)
+
+    @property
+    def final_mlp(self):
+        """The last block's MLP (the neurons the analysis reads), or None if attention-only."""
+        return None if self.cfg.attn_only else self.blocks[-1].mlp
+
+    @property
+    def readout_hooks(self) -> dict[str, str | None]:
+        """Hook names of the last block's neurons, residual before its MLP and attention pattern."""
+        last = f"blocks.{len(self.blocks) - 1}"
+        mlp = not self.cfg.attn_only
+        return {"neurons": f"{last}.mlp.hook_post" if mlp else None,
+                "resid_mid": f"{last}.hook_resid_mid" if mlp else None,
+                "pattern": f"{last}.attn.hook_pattern"}
 
     @property
     def W_E(self) -> torch.Tensor:  # [d_vocab, d_model]

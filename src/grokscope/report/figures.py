@@ -201,6 +201,8 @@ def embedding_circles(analysis: dict, arrays: dict) -> go.Figure:
 
 def attention_patterns(arrays: dict) -> go.Figure:
     """Attention paid by '=' to x, per head, over the (x, y) grid (to y is one minus it, less '=')."""
+    if "attention_to_x" not in arrays:
+        raise NotApplicable("This model has no attention.")
     to_x = arrays["attention_to_x"].numpy()
     heads = to_x.shape[0]
     fig = make_subplots(rows=1, cols=heads, subplot_titles=[f"head {h}: '=' attends to x" for h in range(heads)],
