@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from grokscope.analysis.curves import first_below, loss_spikes
+from grokscope.analysis.curves import first_below, loss_spikes, phase_change, phase_changes
 
 
 def smooth_curve(n=3000):
@@ -40,3 +40,25 @@ def test_first_below_skips_unevaluated_epochs():
     values = np.array([2.0, np.nan, 0.5, np.nan, 0.05, 0.01])
     assert first_below(epochs, values, 0.1) == 4
     assert first_below(epochs, values, 0.001) is None
+
+
+def reverse_s(n, at, width=20.0, high=2.3, low=1e-3, seed=0):
+    """A plateau at ``high``, a sigmoid fall (in log space) centred on ``at``, a floor at ``low``; noisy."""
+    t = np.arange(n)
+    log_loss = np.log10(low) + (np.log10(high) - np.log10(low)) / (1 + np.exp((t - at) / width))
+    return 10 ** (log_loss + np.random.default_rng(seed).normal(0, 0.05, n))
+
+
+def test_phase_changes_are_located_in_several_curves():
+    curves = {f"digit{i}": reverse_s(3000, at, seed=i) for i, at in enumerate([400, 900, 1500, 2200])}
+    found = phase_changes(curves)
+    for (name, at) in zip(curves, [400, 900, 1500, 2200]):
+        assert abs(found[name] - at) <= 15, (name, found[name], at)
+
+
+def test_no_phase_change_without_a_plateau_or_a_fall():
+    t = np.arange(3000)
+    assert phase_change(2.3 * np.exp(-t / 200.0) + 1e-4) is None  # falls from the first epoch on
+    assert phase_change(np.full(3000, 2.3)) is None  # flat
+    assert phase_change(reverse_s(3000, 1000, high=2.3, low=1.2)) is None  # too small a fall
+    assert phase_change(reverse_s(100, 50)) is None  # too short to tell

@@ -119,9 +119,9 @@ def analyze_with_progress(run_dir: Path) -> dict:
     with counting_progress("analysing", "checkpoints") as progress:
         bar = progress.add_task("analyse", total=len(run_.checkpoint_epochs))
         analysis = analyze_run(run_, on_checkpoint=lambda done, total: progress.update(bar, completed=done))
-    console.print(verdict_line(analysis), highlight=False, soft_wrap=True)
-    for reason in analysis["verdict"]["reasons"]:
-        console.print(f"  {reason}", highlight=False, soft_wrap=True)
+    console.print(analysis["headline"], highlight=False, soft_wrap=True)
+    for line in analysis["findings"]:
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
     console.print(f"wrote {run_dir / 'analysis.json'} and {run_dir / 'progress.parquet'}", highlight=False)
     return analysis
 
@@ -143,18 +143,9 @@ def train(
 @app.command()
 @user_errors
 def analyze(run_dir: Path = typer.Argument(..., help="A finished run directory.")) -> None:
-    """Reverse-engineer a modular-arithmetic run: writes RUN/analysis.json and RUN/progress.parquet."""
+    """Reverse-engineer a finished run (the Fourier analysis for modular arithmetic, phase changes and
+    attention heads for sequence tasks): writes RUN/analysis.json and RUN/progress.parquet."""
     analyze_with_progress(run_dir)
-
-
-def verdict_line(analysis: dict) -> str:
-    """One line: the verdict, key frequencies and phases."""
-    v = analysis["verdict"]
-    phases = analysis["phases"]
-    yes = "implements" if v["implements_fourier_multiplication"] else "does not implement"
-    return (f"verdict: {yes} the Fourier-multiplication algorithm; key frequencies {analysis['key_frequencies']}; "
-            f"grokked at {analysis['grokking_epoch']}; phases end at memorisation {phases['memorisation_end']}, "
-            f"circuit formation {phases['circuit_formation_end']}, clean-up {phases['cleanup_end']}")
 
 
 @app.command()

@@ -85,6 +85,22 @@ class TrainConfig(ConfigPart):
         return any(fnmatch.fnmatchcase(leaf, pattern) for pattern in self.decay_patterns)
 
 
+@TRAINERS.register
+@dataclass(frozen=True)
+class MinibatchConfig(TrainConfig):
+    """AdamW on minibatches: each step ("epoch" in the metrics) draws ``batch_size`` examples,
+    from the training pool or, with ``fresh_data``, new ones from the task (infinite data)."""
+
+    kind = "minibatch"
+    batch_size: int = 256  # examples per step
+    fresh_data: bool = False  # sample new examples every step (tasks that sample, e.g. digit_add)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.batch_size < 1:
+            raise ValueError(f"train.batch_size must be at least 1; got {self.batch_size}")
+
+
 PARTS: dict[str, Registry] = {"task": TASKS, "model": MODELS, "train": TRAINERS}
 
 

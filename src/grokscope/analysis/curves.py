@@ -32,3 +32,36 @@ def first_below(epochs: np.ndarray, values: np.ndarray, level: float) -> int | N
     """The first epoch whose (evaluated, non-NaN) value is below ``level``, or None."""
     below = np.flatnonzero(np.asarray(values, dtype=float) < level)  # NaN compares False
     return int(np.asarray(epochs)[below[0]]) if len(below) else None
+
+
+PHASE_CHANGE_RULE = ("steepest fall of the smoothed log10 loss over +-window epochs, if it drops at least "
+                     "min_drop decades there and the curve was on a plateau before (mean slope over the "
+                     "preceding 2 windows at most a quarter of the steepest)")
+
+
+def phase_change(loss: np.ndarray, window: int = 40, min_drop: float = 0.3) -> int | None:
+    """The index of a loss curve's phase change, or None (rule: ``PHASE_CHANGE_RULE``).
+
+    A phase change (seed 003) is a reverse S: a plateau, a sudden fall, a levelling off. The
+    curve is smoothed by a centred rolling median of ``window`` values (minibatch noise), then
+    the steepest fall over ``2 * window`` values is located; a curve falling from its first
+    value on (no plateau) or falling less than ``min_drop`` decades there has none.
+    loss [epoch] -> epoch index.
+    """
+    log_loss = pd.Series(np.log10(np.maximum(np.asarray(loss, dtype=float), LOSS_FLOOR)))
+    smooth = log_loss.rolling(window, center=True, min_periods=1).median().to_numpy()
+    n = len(smooth)
+    if n < 4 * window + 1:
+        return None
+    t = np.arange(window, n - window)
+    drop = smooth[t - window] - smooth[t + window]  # decades fallen over [t - window, t + window]
+    best = int(t[np.argmax(drop)])
+    if drop.max() < min_drop or best < 3 * window:
+        return None
+    before = (smooth[best - 3 * window] - smooth[best - window]) / (2 * window)
+    return best if before <= 0.25 * drop.max() / (2 * window) else None
+
+
+def phase_changes(curves: dict[str, np.ndarray], window: int = 40, min_drop: float = 0.3) -> dict[str, int | None]:
+    """``phase_change`` of each named curve (e.g. the loss of each answer digit)."""
+    return {name: phase_change(curve, window, min_drop) for name, curve in curves.items()}

@@ -154,10 +154,22 @@ def figure_arrays(basis: FourierBasis, model, acts: GridActivations, freqs: list
 
 
 def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
-    """Analyse a run and write ``analysis.json``, ``progress.parquet`` and ``analysis.safetensors``
-    into its directory."""
+    """Analyse a finished run by its task: the Fourier analysis for modular arithmetic, the
+    phase-change and attention-head analysis (``analysis/sequence.py``) for the sequence tasks.
+    Every analysis writes ``analysis.json`` (with a ``headline`` and ``findings``) and
+    ``progress.parquet``."""
     if not run.complete:
         raise GrokscopeError(f"run {run.paths.root} is incomplete (no summary.json); finish it first (re-run its command)")
+    if run.config.task.kind == "modular":
+        return analyze_modular_run(run, on_checkpoint)
+    from grokscope.analysis.sequence import analyze_sequence_run
+
+    return analyze_sequence_run(run, on_checkpoint)
+
+
+def analyze_modular_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
+    """Reverse-engineer a modular-arithmetic run; writes ``analysis.json``, ``progress.parquet``
+    and ``analysis.safetensors`` into its directory."""
     grid_shape_check(run.task)
     model_cfg = run.config.model
     if not (model_cfg.kind == "mlp" or (model_cfg.kind == "transformer" and model_cfg.n_layers == 1)):
@@ -244,6 +256,8 @@ def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
         analysis["ablations"] = None
     v = verdict.decide(analysis, basis.p)
     analysis["verdict"] = asdict(v)
+    analysis["headline"] = verdict.headline(analysis)
+    analysis["findings"] = v.reasons
     analysis["seconds"] = time.perf_counter() - t0
 
     atomic_write_parquet(run.paths.root / "progress.parquet", progress)

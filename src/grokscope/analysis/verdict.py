@@ -54,3 +54,12 @@ def decide(analysis: dict, p: int) -> Verdict:
         reasons.append(f"note: {final['frac_neurons_in_key_clusters']:.1%} of neurons are clustered (FVE >= 0.85) "
                        "on a key frequency (the paper: 85% after 40K epochs)")
     return Verdict(implements_fourier_multiplication=all(ok for ok, _ in checks), key_frequencies=freqs, reasons=reasons)
+
+
+def headline(analysis: dict) -> str:
+    """One line: the verdict, key frequencies and phases."""
+    v, phases = analysis["verdict"], analysis["phases"]
+    yes = "implements" if v["implements_fourier_multiplication"] else "does not implement"
+    return (f"verdict: {yes} the Fourier-multiplication algorithm; key frequencies {analysis['key_frequencies']}; "
+            f"grokked at {analysis['grokking_epoch']}; phases end at memorisation {phases['memorisation_end']}, "
+            f"circuit formation {phases['circuit_formation_end']}, clean-up {phases['cleanup_end']}")

@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 
 TEMPLATE = "plotly_white"
 TRAIN, TEST, THIRD, FOURTH = "#1f77b4", "#d62728", "#2ca02c", "#9467bd"
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
 PHASE_COLOURS = {"memorisation": "rgba(31,119,180,0.08)", "circuit formation": "rgba(255,127,14,0.10)",
                  "clean-up": "rgba(44,160,44,0.10)"}
 

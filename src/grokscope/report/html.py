@@ -8,15 +8,12 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
-from typing import Callable
-
 import pandas as pd
-import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from grokscope.analysis.fourier import FourierBasis
 from grokscope.errors import GrokscopeError
-from grokscope.report import figures
+from grokscope.report import figures, sequence
 from grokscope.runs import Run, atomic_write_text, load_run
 
 STYLE = """
@@ -83,14 +80,51 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     try:
         analysis = json.loads(analysis_path.read_text())
         progress = pd.read_parquet(run.paths.root / "progress.parquet")
-        arrays = figures.load_arrays(run.paths.root / "analysis.safetensors")
+        page_for = PAGES[analysis["format"]]
+        intro, sections, notes = page_for(run, analysis, progress)
     except Exception as e:  # a half-written or foreign analysis
         raise GrokscopeError(f"the analysis in {run.paths.root} is incomplete or corrupt ({e}); re-run grokscope analyze") from None
+    body = []
+    for i, (title, caption, build) in enumerate(sections):
+        body.append(f"<h2>{html.escape(title)}</h2>")
+        if title in notes:
+            body.append(f'<p class="na">{html.escape(notes[title])}</p>')
+        try:
+            fig = build()
+        except figures.NotApplicable as e:
+            body.append(f'<p class="na">{html.escape(str(e))}</p>')
+            continue
+        body.append(f'<p class="caption">{html.escape(caption)}</p>')
+        body.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"figure-{i}",
+                                config={"displaylogo": False, "responsive": True}))
+        if title == "Ablations":
+            rows = figures.ablation_rows(analysis)
+            body.append("<table><tr><th>ablation</th><th>loss (all pairs)</th></tr>" + "".join(
+                f"<tr><td>{html.escape(a)}</td><td>{b}</td></tr>" for a, b in rows) + "</table>")
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>grokscope report: {html.escape(str(run.paths.root.name))}</title>
+<style>{STYLE}</style><script type="text/javascript">{get_plotlyjs()}</script></head>
+<body>
+<h1>Grokking report: {html.escape(str(run.paths.root.name))}</h1>
+{intro}
+{''.join(body)}
+<p class="caption">Made by grokscope from {html.escape(str(run.paths.root))}: config.json, metrics.parquet,
+progress.parquet and analysis.json{' and analysis.safetensors' if (run.paths.root / 'analysis.safetensors').is_file() else ''}.
+plotly.js is embedded; the page needs no network.</p>
+</body></html>
+"""
+    path = Path(out) if out is not None else run.paths.root / "report.html"
+    atomic_write_text(path, page)
+    return path
+
+
+def modular_page(run: Run, analysis: dict, progress: pd.DataFrame) -> tuple[str, list, dict[str, str]]:
+    """The Fourier-multiplication story: intro (story, verdict, phases, facts), sections and notes."""
+    arrays = figures.load_arrays(run.paths.root / "analysis.safetensors")
     metrics = run.metrics
     labels = list(FourierBasis(run.config.task.p).labels)
     sign = "+" if analysis.get("sign", 1) > 0 else "−"
-
-    sections: list[tuple[str, str, Callable[[], go.Figure]]] = [
+    sections: list[sequence.Section] = [
         ("Memorisation, then grokking",
          "Train loss collapses within a few hundred epochs while test loss rises: the model memorises. "
          "Test loss falls long after train loss — grokking. Shaded: the phases located by the analysis; dashed: the grokking epoch.",
@@ -129,42 +163,32 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
          lambda: figures.ablation_curve(analysis)),
     ]
     mechanism = {"What a neuron computes", "The embedding puts each number on circles", sections[5][0]}
-    negative = not analysis["verdict"]["implements_fourier_multiplication"]
-    body = []
-    for i, (title, caption, build) in enumerate(sections):
-        body.append(f"<h2>{html.escape(title)}</h2>")
-        if negative and title in mechanism:
-            body.append('<p class="na">The verdict is negative: the caption describes what a model implementing '
-                        'Fourier multiplication shows. Read this figure for how far this model is from it.</p>')
-        try:
-            fig = build()
-        except figures.NotApplicable as e:
-            body.append(f'<p class="na">{html.escape(str(e))}</p>')
-            continue
-        body.append(f'<p class="caption">{html.escape(caption)}</p>')
-        body.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"figure-{i}",
-                                config={"displaylogo": False, "responsive": True}))
-        if title == "Ablations":
-            rows = figures.ablation_rows(analysis)
-            body.append("<table><tr><th>ablation</th><th>loss (all pairs)</th></tr>" + "".join(
-                f"<tr><td>{html.escape(a)}</td><td>{b}</td></tr>" for a, b in rows) + "</table>")
-
+    notes = {}
+    if not analysis["verdict"]["implements_fourier_multiplication"]:
+        notes = {t: "The verdict is negative: the caption describes what a model implementing Fourier "
+                    "multiplication shows. Read this figure for how far this model is from it." for t in mechanism}
     phases = {k: (f"epoch {v:,}" if v is not None else "not reached") for k, v in analysis["phases"].items()}
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>grokscope report: {html.escape(str(run.paths.root.name))}</title>
-<style>{STYLE}</style><script type="text/javascript">{get_plotlyjs()}</script></head>
-<body>
-<h1>Grokking report: {html.escape(str(run.paths.root.name))}</h1>
-<p>{html.escape(_story(run, analysis))}</p>
+    intro = f"""<p>{html.escape(_story(run, analysis))}</p>
 {_verdict_html(analysis)}
 <p>Phases: memorisation ends at {phases['memorisation_end']}, circuit formation at {phases['circuit_formation_end']},
 clean-up at {phases['cleanup_end']} ("not reached": still under way when training stopped; rules in <code>analysis.json</code>).</p>
-{_facts(run, analysis)}
-{''.join(body)}
-<p class="caption">Made by grokscope from {html.escape(str(run.paths.root))}: config.json, metrics.parquet,
-progress.parquet, analysis.json and analysis.safetensors. plotly.js is embedded; the page needs no network.</p>
-</body></html>
-"""
-    path = Path(out) if out is not None else run.paths.root / "report.html"
-    atomic_write_text(path, page)
-    return path
+{_facts(run, analysis)}"""
+    return intro, sections, notes
+
+
+def sequence_page(run: Run, analysis: dict, progress: pd.DataFrame) -> tuple[str, list, dict[str, str]]:
+    """Phase changes and attention heads of a sequence-task run."""
+    findings = "".join(f"<li>{html.escape(line)}</li>" for line in analysis["findings"])
+    c = run.config
+    facts = [("task", f"{c.task.kind}: " + ", ".join(f"{k} {v}" for k, v in c.task.to_dict().items() if k != "name")),
+             ("model", c.model.summary()),
+             ("training", f"{c.train.kind}, AdamW lr {c.train.lr:g}, weight decay {c.train.weight_decay:g}, "
+                          f"{run.summary['final_epoch']:,} epochs, seed {c.train.seed}"),
+             ("phase-change rule", analysis["phase_change_rule"])]
+    intro = (f'<div class="verdict yes"><b>{html.escape(analysis["headline"])}.</b><ul>{findings}</ul></div>'
+             + '<table class="facts">' + "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
+                                                 for k, v in facts) + "</table>")
+    return intro, sequence.sections(run, analysis, run.metrics, progress), {}
+
+
+PAGES = {"grokscope.analysis/1": modular_page, "grokscope.sequence-analysis/1": sequence_page}

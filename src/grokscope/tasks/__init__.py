@@ -1,6 +1,11 @@
-"""Tasks: each generates its whole input space, labels it and splits it by a seed."""
+"""Tasks: each generates its examples (all of them, or a seeded sample), labels and splits them."""
 
-from grokscope.tasks.base import TASKS, Dataset, Split, Task, TaskConfig
+from grokscope.tasks.base import IGNORE, TASKS, Dataset, SampledTask, SampledTaskConfig, Split, Task, TaskConfig
+from grokscope.tasks.digits import DigitAdditionConfig, DigitAdditionTask
+from grokscope.tasks.lists import MaxElementConfig, MaxElementTask, SortConfig, SortTask
 from grokscope.tasks.modular import ModularConfig, ModularTask
+from grokscope.tasks.repeated import RepeatedSubsequenceConfig, RepeatedSubsequenceTask
 
-__all__ = ["TASKS", "Dataset", "Split", "Task", "TaskConfig", "ModularConfig", "ModularTask"]
+__all__ = ["IGNORE", "TASKS", "Dataset", "SampledTask", "SampledTaskConfig", "Split", "Task", "TaskConfig",
+           "DigitAdditionConfig", "DigitAdditionTask", "MaxElementConfig", "MaxElementTask", "ModularConfig",
+           "ModularTask", "RepeatedSubsequenceConfig", "RepeatedSubsequenceTask", "SortConfig", "SortTask"]

@@ -47,12 +47,15 @@ class TaskConfig(ConfigPart):
 TASKS: Registry[TaskConfig] = Registry("task", kind_key="name")
 
 
+IGNORE = -1  # a label that is not scored (e.g. a position outside the repeated subsequence)
+
+
 @dataclass(frozen=True)
 class Dataset:
     """Every example of a task: model inputs and the labels read at ``target_positions``."""
 
     tokens: torch.Tensor  # [example, pos] int64
-    labels: torch.Tensor  # [example, target] int64
+    labels: torch.Tensor  # [example, target] int64; IGNORE where a target is not scored
     target_positions: tuple[int, ...]  # positions whose logits are scored, in target order
 
 
@@ -88,6 +91,12 @@ class Task(ABC):
     def dataset(self) -> Dataset:
         """All examples, in a fixed enumeration order."""
 
+    @property
+    def target_names(self) -> list[str] | None:
+        """Names of the targets whose losses are recorded separately every epoch (None: only
+        the mean), e.g. the answer digits of n-digit addition."""
+        return None
+
     def split(self) -> Split:
         """Seeded random train/test split of ``dataset()``'s examples.
 
@@ -101,3 +110,48 @@ class Task(ABC):
         train = torch.from_numpy(np.sort(perm[:n_train])).long()
         test = torch.from_numpy(np.sort(perm[n_train:])).long()
         return Split(train=train, test=test)
+
+
+class SampledTaskConfig(TaskConfig):
+    """Config of a task whose input space is too large to enumerate: ``n_train`` and ``n_test``
+    distinct examples are drawn with ``seed``."""
+
+    def check_split(self) -> None:
+        if self.n_train < 1 or self.n_test < 1:
+            raise ValueError(f"task.n_train and task.n_test must be at least 1; got {self.n_train}, {self.n_test}")
+
+
+class SampledTask(Task):
+    """A task that samples its examples: ``sample(n, generator)`` draws fresh ones (infinite-data
+    training uses it every step); ``dataset()`` is a fixed pool of ``n_train + n_test`` distinct
+    examples drawn with the task seed, the first ``n_train`` of them for training."""
+
+    @abstractmethod
+    def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` random examples: tokens [n, pos], labels [n, target]."""
+
+    @property
+    @abstractmethod
+    def target_positions(self) -> tuple[int, ...]:
+        """Positions whose logits are scored."""
+
+    def dataset(self) -> Dataset:
+        want = self.config.n_train + self.config.n_test
+        gen = torch.Generator().manual_seed(self.config.seed)
+        tokens, labels, seen = [], [], set()
+        for _ in range(100):
+            t, y = self.sample(want, gen)
+            for row, label in zip(t, y):
+                key = tuple(row.tolist())
+                if key not in seen:
+                    seen.add(key)
+                    tokens.append(row)
+                    labels.append(label)
+                    if len(tokens) == want:
+                        return Dataset(torch.stack(tokens), torch.stack(labels), self.target_positions)
+        raise ValueError(f"task {self.config.kind} has fewer than {want} distinct examples; "
+                         f"lower task.n_train or task.n_test")
+
+    def split(self) -> Split:
+        n_train, n_test = self.config.n_train, self.config.n_test
+        return Split(train=torch.arange(n_train), test=torch.arange(n_train, n_train + n_test))

@@ -1,4 +1,4 @@
-"""The full-batch training loop: resumable, evaluating every ``eval_every`` epochs.
+"""The training loop (full batch, or minibatches with ``train.kind=minibatch``): resumable, evaluating every ``eval_every`` epochs.
 
 Epoch ``e``'s metrics row describes the weights after ``e`` optimizer steps (epoch 0 is the
 initialisation); the checkpoint of epoch ``e`` holds those weights. A run killed at any point
@@ -24,7 +24,8 @@ from grokscope.models.folded import folded_logits, supports_folded
 from grokscope.runs import RunPaths, atomic_write_parquet, atomic_write_text, prepare_run_dir
 from grokscope.training import checkpoint
 from grokscope.training.grokfast import GradientFilter, orthogonalise_gradients
-from grokscope.training.loss import accuracy, cross_entropy
+from grokscope.tasks.base import SampledTask
+from grokscope.training.loss import accuracy, cross_entropy, target_losses
 from grokscope.training.optim import lr_at, make_optimizer, set_lr
 
 
@@ -71,6 +72,7 @@ def train_run(config: RunConfig, out: str | Path, on_epoch: EpochCallback | None
 
     ``on_epoch(row)`` is called with every metrics row (test columns NaN between evaluations).
     """
+    check_compatible(config)
     paths = prepare_run_dir(Path(out), config)
     if paths.summary.is_file():
         return RunSummary(**json.loads(paths.summary.read_text()))
@@ -88,6 +90,45 @@ def train_run(config: RunConfig, out: str | Path, on_epoch: EpochCallback | None
         torch.utils.deterministic.fill_uninitialized_memory = fill
 
 
+def check_compatible(config: RunConfig) -> None:
+    """Refuse, before anything is written, a model or trainer the task cannot be trained with."""
+    task = config.task.build()
+    if getattr(config.train, "fresh_data", False) and not isinstance(task, SampledTask):
+        raise GrokscopeError(f"train.fresh_data needs a task that samples its examples; "
+                             f"task {config.task.kind} enumerates them (use train.fresh_data=false)")
+    targets = task.dataset().target_positions if not isinstance(task, SampledTask) else task.target_positions
+    if config.model.kind == "mlp" and list(targets) != [task.n_ctx - 1]:
+        raise GrokscopeError(f"model.kind=mlp predicts one answer at the last position; task {config.task.kind} "
+                             f"scores positions {list(targets)} (use model.kind=transformer)")
+
+
+def batch_source(cfg, task, tokens: torch.Tensor, labels: torch.Tensor) -> Callable[[int], tuple]:
+    """The examples of step ``epoch``: the whole training set (full batch), or a minibatch drawn
+    from it or freshly from the task, by a generator seeded with (train seed, step) so that a
+    resumed run draws the same batches."""
+    if cfg.kind != "minibatch":
+        return lambda epoch: (tokens, labels)
+
+    def generator(epoch: int) -> torch.Generator:
+        return torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+
+    if cfg.fresh_data:
+        return lambda epoch: task.sample(cfg.batch_size, generator(epoch))
+
+    def minibatch(epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.randint(len(tokens), (cfg.batch_size,), generator=generator(epoch))
+        return tokens[index], labels[index]
+
+    return minibatch
+
+
+def _losses_by_target(prefix: str, names: list[str] | None, logits, labels, loss_fn) -> dict[str, float]:
+    """``{prefix_name: loss}`` for each named target (empty if the task names none)."""
+    if not names:
+        return {}
+    return {f"{prefix}_{n}": v for n, v in zip(names, target_losses(logits, labels, **loss_fn.keywords))}
+
+
 def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -> RunSummary:
     cfg = config.train
     task = config.task.build()
@@ -96,6 +137,8 @@ def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -
     train_tokens, train_labels = data.tokens[split.train], data.labels[split.train]
     test_tokens, test_labels = data.tokens[split.test], data.labels[split.test]
     query_positions = torch.tensor(data.target_positions)
+    batches = batch_source(cfg, task, train_tokens, train_labels)
+    names = task.target_names
 
     model = config.model.build(task.d_vocab, task.d_vocab_out, task.n_ctx)
     forward = partial(folded_logits, model) if cfg.folded and supports_folded(model) else model.forward
@@ -122,16 +165,20 @@ def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -
     model.train()
     for epoch in range(start, cfg.epochs + 1):
         final = epoch == cfg.epochs
+        tokens, labels = batches(epoch)
         with torch.set_grad_enabled(not final):
-            logits = forward(train_tokens, query_positions)  # [n_train, target, d_vocab_out]
-            loss = loss_fn(logits, train_labels)
-        row = {"epoch": epoch, "train_loss": loss.item(), "train_acc": accuracy(logits, train_labels),
-               "test_loss": math.nan, "test_acc": math.nan}
+            logits = forward(tokens, query_positions)  # [batch, target, d_vocab_out]
+            loss = loss_fn(logits, labels)
+        row = {"epoch": epoch, "train_loss": loss.item(), "train_acc": accuracy(logits, labels),
+               "test_loss": math.nan, "test_acc": math.nan,
+               **_losses_by_target("train_loss", names, logits, labels, loss_fn),
+               **{f"test_loss_{n}": math.nan for n in names or []}}
         if final or epoch % cfg.eval_every == 0:
             with torch.no_grad():
                 test_logits = forward(test_tokens, query_positions)
                 row["test_loss"] = loss_fn(test_logits, test_labels).item()
                 row["test_acc"] = accuracy(test_logits, test_labels)
+                row |= _losses_by_target("test_loss", names, test_logits, test_labels, loss_fn)
             if grok is None and row["test_acc"] >= cfg.grok_threshold:
                 grok = epoch
         rows.append(row)
@@ -185,6 +232,6 @@ def _resume(paths: RunPaths, model, optimizer, seed: int, grad_filter) -> tuple[
 
 
 def _write_metrics(paths: RunPaths, rows: list[dict]) -> None:
-    frame = pd.DataFrame(rows, columns=["epoch", "train_loss", "train_acc", "test_loss", "test_acc"])
+    frame = pd.DataFrame(rows)
     frame["epoch"] = frame["epoch"].astype("int64")
     atomic_write_parquet(paths.metrics, frame)

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import torch
 
+from grokscope.tasks.base import IGNORE
+
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
-def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, loss_dtype: str = "float64",
-                  normaliser: str = "softmax") -> torch.Tensor:
-    """Mean of ``-log p(label)`` over every example and target, computed in ``loss_dtype``.
+def log_probs_of_labels(logits: torch.Tensor, labels: torch.Tensor, loss_dtype: str = "float64",
+                        normaliser: str = "softmax") -> torch.Tensor:
+    """``log p(label)`` for every (example, target), computed in ``loss_dtype``; 0 where the label is IGNORE.
 
     ``p`` is ``softmax(logits)``, or with ``normaliser="stablemax"`` Prieto et al. (2025)'s
     StableMax: ``s(x) / sum s(x)`` with ``s(x) = x + 1`` for x >= 0 and ``1 / (1 - x)`` below,
     which cannot saturate to exactly 1 the way softmax does in floating point.
-    logits [batch, target, d_vocab_out], labels [batch, target] -> scalar of dtype loss_dtype.
+    logits [batch, target, d_vocab_out], labels [batch, target] -> [batch, target].
     """
     x = logits.to(DTYPES[loss_dtype])
     if normaliser == "stablemax":
@@ -27,9 +29,27 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, loss_dtype: str = 
         log_probs = s.log() - s.sum(-1, keepdim=True).log()
     else:
         log_probs = x.log_softmax(dim=-1)
-    return -log_probs.gather(-1, labels[..., None]).mean()
+    scored = labels != IGNORE
+    picked = log_probs.gather(-1, labels.clamp(min=0)[..., None])[..., 0]
+    return picked if bool(scored.all()) else picked * scored
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, loss_dtype: str = "float64",
+                  normaliser: str = "softmax") -> torch.Tensor:
+    """Mean of ``-log p(label)`` over every scored (example, target) pair: a scalar of ``loss_dtype``."""
+    picked = log_probs_of_labels(logits, labels, loss_dtype, normaliser)
+    return -picked.sum() / (labels != IGNORE).sum().clamp(min=1)
+
+
+def target_losses(logits: torch.Tensor, labels: torch.Tensor, loss_dtype: str = "float64",
+                  normaliser: str = "softmax") -> list[float]:
+    """The cross-entropy of each target separately (over its scored examples): [target] floats."""
+    with torch.no_grad():
+        picked = log_probs_of_labels(logits, labels, loss_dtype, normaliser)
+        return (-picked.sum(0) / (labels != IGNORE).sum(0).clamp(min=1)).tolist()
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Share of (example, target) pairs whose argmax logit is the label."""
-    return (logits.argmax(dim=-1) == labels).float().mean().item()
+    """Share of scored (example, target) pairs whose argmax logit is the label."""
+    scored = labels != IGNORE
+    return ((logits.argmax(dim=-1) == labels) & scored).sum().item() / max(int(scored.sum()), 1)

@@ -1,0 +1,152 @@
+"""``analyze_run`` for the sequence tasks (n-digit addition, max element, sorting, repeated
+subsequences): phase changes in the loss of each target, and what the attention heads do.
+
+Per checkpoint (``progress.parquet``): every head's previous-token score (on the task's test
+examples), induction score (on repeated random tokens) and copying score (its OV circuit).
+Into ``analysis.json``: the phase change of each named target's train loss and of the train
+loss itself (``curves.phase_change``), when the strongest induction head's score rose (10 % ->
+90 % of its final value), the final scores, and for the max element the skip-trigram evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from grokscope.analysis.attention_scores import (
+    copying_accuracy, copying_scores, induction_scores, ov_circuits, previous_token_scores, repeated_random_tokens,
+)
+from grokscope.analysis.curves import PHASE_CHANGE_RULE, phase_change, phase_changes
+from grokscope.errors import GrokscopeError
+from grokscope.runs import Run, atomic_write_parquet, atomic_write_text
+
+FORMAT = "grokscope.sequence-analysis/1"
+N_EXAMPLES = 256  # test examples (and repeated random sequences) the attention scores average over
+
+
+def _patterns(model, tokens: torch.Tensor) -> list[torch.Tensor]:
+    """Every layer's attention pattern on ``tokens``: [layer] of [batch, head, pos, pos]."""
+    names = [f"blocks.{i}.attn.hook_pattern" for i in range(len(model.blocks))]
+    _, cache = model.run_with_cache(tokens, names_filter=names)
+    return [cache[n] for n in names]
+
+
+@torch.no_grad()
+def head_scores(model, test_tokens: torch.Tensor, induction_tokens: torch.Tensor) -> dict[str, float]:
+    """Previous-token, induction and copying score of every head, as ``{"prev_L0H1": ...}``."""
+    row: dict[str, float] = {}
+    for layer, (task_pattern, rep_pattern) in enumerate(zip(_patterns(model, test_tokens),
+                                                           _patterns(model, induction_tokens))):
+        attn = model.blocks[layer].attn
+        scores = {"prev": previous_token_scores(task_pattern), "induction": induction_scores(rep_pattern),
+                  "copying": copying_scores(ov_circuits(model.W_E, attn.W_V, attn.W_O, model.W_U))}
+        for name, values in scores.items():
+            for head, value in enumerate(values.tolist()):
+                row[f"{name}_L{layer}H{head}"] = value
+    return row
+
+
+def rise(epochs: list[int], values: np.ndarray) -> dict[str, int | None]:
+    """Epochs at which a rising score first reaches 10 % and 90 % of its final value."""
+    final = values[-1]
+    if not final > 0:
+        return {"epoch_10": None, "epoch_90": None}
+    at = lambda share: next((int(e) for e, v in zip(epochs, values) if v >= share * final), None)  # noqa: E731
+    return {"epoch_10": at(0.1), "epoch_90": at(0.9)}
+
+
+@torch.no_grad()
+def skip_trigram_evidence(model, tokens: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Max element: how often END attends most (summed over heads) to the list's maximum, and the
+    share of values v whose OV circuit's largest output is v itself (the skip trigram ``v .. END -> v``)."""
+    pattern = _patterns(model, tokens)[-1][:, :, -1, :].sum(1)  # [batch, pos]: END's attention
+    at_max = (tokens == labels).float()  # the maximum occurs once
+    attn = model.blocks[-1].attn
+    return {"end_attends_to_max": float((pattern.argmax(-1) == at_max.argmax(-1)).double().mean()),
+            "ov_copying_accuracy": copying_accuracy(ov_circuits(model.W_E, attn.W_V, attn.W_O, model.W_U))}
+
+
+def analyze_sequence_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
+    """Analyse a transformer trained on a sequence task; writes analysis.json and progress.parquet."""
+    if run.config.model.kind != "transformer":
+        raise GrokscopeError("the sequence-task analysis reads attention heads; this run's model has none")
+    t0 = time.perf_counter()
+    data, split = run.task.dataset(), run.task.split()
+    test_tokens = data.tokens[split.test][:N_EXAMPLES]
+    induction_tokens = repeated_random_tokens(run.task.d_vocab_out, run.task.n_ctx, N_EXAMPLES)
+    epochs = run.checkpoint_epochs
+    rows = []
+    for i, epoch in enumerate(epochs):
+        rows.append({"epoch": epoch, **head_scores(run.model(epoch), test_tokens, induction_tokens)})
+        if on_checkpoint is not None:
+            on_checkpoint(i + 1, len(epochs))
+    progress = pd.DataFrame(rows)
+
+    metrics = run.metrics
+    names = run.task.target_names or []
+    target_changes = phase_changes({n: metrics[f"train_loss_{n}"].to_numpy() for n in names})
+    loss_change = phase_change(metrics["train_loss"].to_numpy())
+    final = rows[-1]
+    heads = [c[len("induction_"):] for c in progress.columns if c.startswith("induction_")]
+    best = max(heads, key=lambda h: final[f"induction_{h}"])
+    summary = run.summary
+    analysis: dict[str, Any] = {
+        "format": FORMAT,
+        "task": run.config.task.kind,
+        "n_layers": run.config.model.n_layers,
+        "epoch": epochs[-1],
+        "grokking_epoch": summary["grokking_epoch"],
+        "final": {k: summary[k] for k in ("train_loss", "test_loss", "train_acc", "test_acc")},
+        "phase_change_rule": PHASE_CHANGE_RULE,
+        "train_loss_phase_change": loss_change,
+        "target_phase_changes": target_changes,
+        "heads": {h: {s: final[f"{s}_{h}"] for s in ("prev", "induction", "copying")} for h in heads},
+        "induction_head": best,
+        "induction_rise": rise(epochs, progress[f"induction_{best}"].to_numpy()),
+    }
+    if run.config.task.kind == "max_element":
+        analysis["skip_trigrams"] = skip_trigram_evidence(run.model(), data.tokens[split.test][:N_EXAMPLES],
+                                                          data.labels[split.test][:N_EXAMPLES])
+    analysis["headline"] = headline(analysis)
+    analysis["findings"] = findings(analysis)
+    analysis["seconds"] = time.perf_counter() - t0
+    atomic_write_parquet(run.paths.root / "progress.parquet", progress)
+    atomic_write_text(run.paths.root / "analysis.json", json.dumps(analysis, indent=2) + "\n")
+    return analysis
+
+
+def headline(a: dict) -> str:
+    """One line: final accuracy, when the loss fell, and the phase changes found."""
+    found = {n: e for n, e in a["target_phase_changes"].items() if e is not None}
+    change = a["train_loss_phase_change"]
+    text = (f"{a['task']}: test accuracy {a['final']['test_acc']:.1%}; "
+            + (f"train-loss phase change at epoch {change}" if change is not None else "no train-loss phase change by the rule"))
+    if a["target_phase_changes"]:
+        text += f"; {len(found)} of {len(a['target_phase_changes'])} targets show a phase change"
+        if found:
+            text += f" at epochs {sorted(set(found.values()))}"
+    return text
+
+
+def findings(a: dict) -> list[str]:
+    """What the heads do, one line each."""
+    lines = [f"{n}: phase change at epoch {e}" if e is not None else f"{n}: no phase change by the rule"
+             for n, e in a["target_phase_changes"].items()]
+    h = a["induction_head"]
+    if a["n_layers"] >= 2:  # an induction circuit needs two layers
+        lines.append(f"strongest induction head {h}: induction score {a['heads'][h]['induction']:.2f} (rose 10%->90% "
+                     f"between epochs {a['induction_rise']['epoch_10']} and {a['induction_rise']['epoch_90']})")
+    prev = max(a["heads"], key=lambda k: a["heads"][k]["prev"])
+    lines.append(f"strongest previous-token head {prev}: score {a['heads'][prev]['prev']:.2f}")
+    copy = max(a["heads"], key=lambda k: a["heads"][k]["copying"])
+    lines.append(f"most copying head {copy}: positive-eigenvalue share of its OV circuit {a['heads'][copy]['copying']:.2f}")
+    if "skip_trigrams" in a:
+        s = a["skip_trigrams"]
+        lines.append(f"END attends most to the maximum in {s['end_attends_to_max']:.1%} of test lists; "
+                     f"the OV circuit maps {s['ov_copying_accuracy']:.1%} of values to themselves (skip trigrams v .. END -> v)")
+    return lines

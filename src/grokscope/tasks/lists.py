@@ -1,0 +1,110 @@
+"""Tasks on lists of small integers: the maximal element (seed 003) and sorting (seeds 001, 004)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from grokscope.tasks.base import TASKS, SampledTask, SampledTaskConfig
+
+
+class ListTaskConfig(SampledTaskConfig):
+    """Lists of ``length`` values in ``0 .. n_values - 1``."""
+
+    def check_list(self) -> None:
+        if self.length < 2 or self.n_values < 2:
+            raise ValueError(f"task.length and task.n_values must be at least 2; got {self.length}, {self.n_values}")
+        self.check_split()
+
+
+@TASKS.register
+@dataclass(frozen=True)
+class MaxElementConfig(ListTaskConfig):
+    """The maximal element of a list with one maximum, predicted after END (skip trigrams)."""
+
+    kind = "max_element"
+    length: int = 10  # list entries between START and END
+    n_values: int = 16  # values 0 .. n_values - 1
+    n_train: int = 20_000
+    n_test: int = 2_000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.check_list()
+
+    def build(self) -> "MaxElementTask":
+        return MaxElementTask(self)
+
+
+class MaxElementTask(SampledTask):
+    """``START 0 4 7 2 4 14 9 7 2 5 END`` -> 14, read at END; START = n_values, END = n_values + 1.
+
+    The maximum occurs exactly once (lists with a repeated maximum are redrawn), so a 1-layer
+    attention-only model can solve it with one skip trigram per value: ``v .. END -> v``.
+    """
+
+    def __init__(self, config: MaxElementConfig):
+        self.config = config
+
+    d_vocab = property(lambda self: self.config.n_values + 2)
+    d_vocab_out = property(lambda self: self.config.n_values)
+    n_ctx = property(lambda self: self.config.length + 2)
+    target_positions = property(lambda self: (self.config.length + 1,))
+
+    def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.config
+        lists = torch.empty(0, c.length, dtype=torch.long)
+        while len(lists) < n:
+            draw = torch.randint(0, c.n_values, (2 * n, c.length), generator=generator)
+            unique_max = (draw == draw.max(1, keepdim=True).values).sum(1) == 1
+            lists = torch.cat([lists, draw[unique_max]])
+        lists = lists[:n]
+        tokens = torch.cat([torch.full((n, 1), c.n_values), lists, torch.full((n, 1), c.n_values + 1)], dim=1)
+        return tokens, lists.max(1).values[:, None]
+
+
+@TASKS.register
+@dataclass(frozen=True)
+class SortConfig(ListTaskConfig):
+    """Sorting: ``START list MID`` then the sorted list, one target per sorted position."""
+
+    kind = "sort"
+    length: int = 8  # list length
+    n_values: int = 32  # values 0 .. n_values - 1
+    repeats: bool = False  # allow repeated values (False: distinct values)
+    n_train: int = 20_000
+    n_test: int = 2_000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.check_list()
+        if not self.repeats and self.length > self.n_values:
+            raise ValueError(f"task.length {self.length} > task.n_values {self.n_values} needs task.repeats=true")
+
+    def build(self) -> "SortTask":
+        return SortTask(self)
+
+
+class SortTask(SampledTask):
+    """``START 7 3 9 1 MID 1 3 7`` with targets ``1 3 7 9`` read at MID and each sorted position
+    (teacher forcing); START = n_values, MID = n_values + 1; n_ctx = 2 * length + 1."""
+
+    def __init__(self, config: SortConfig):
+        self.config = config
+
+    d_vocab = property(lambda self: self.config.n_values + 2)
+    d_vocab_out = property(lambda self: self.config.n_values)
+    n_ctx = property(lambda self: 2 * self.config.length + 1)
+    target_positions = property(lambda self: tuple(range(self.config.length + 1, 2 * self.config.length + 1)))
+
+    def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.config
+        if c.repeats:
+            lists = torch.randint(0, c.n_values, (n, c.length), generator=generator)
+        else:
+            lists = torch.rand(n, c.n_values, generator=generator).argsort(1)[:, :c.length]
+        ordered = lists.sort(1).values
+        tokens = torch.cat([torch.full((n, 1), c.n_values), lists, torch.full((n, 1), c.n_values + 1),
+                            ordered[:, :-1]], dim=1)
+        return tokens, ordered
