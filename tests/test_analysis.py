@@ -16,6 +16,7 @@ from grokscope.analysis.keys import combine_key_frequencies
 from grokscope.analysis.pipeline import analyze_run
 from grokscope.analysis.verdict import decide
 from grokscope.cli import app
+from grokscope.tasks import ModularConfig
 
 
 def test_output_contract(grokked):
@@ -156,3 +157,24 @@ def test_a_two_layer_mlp_groks_and_its_neurons_cluster_by_frequency(tmp_path):
     sizes = a["neurons"]["cluster_sizes"]
     assert all(sizes.get(str(k), 0) >= 5 for k in a["key_frequencies"])
     assert a["final"]["restricted_neuron_loss_test"] < 0.1
+
+
+def test_pow_sum_is_analysed_in_its_natural_basis(tmp_path):
+    """(x^3 + y^3) mod 29: x -> x^3 permutes Z_29, so in u = x^3, v = y^3 the task is addition.
+    The model groks and the Fourier analysis, run over (u, v), finds the algorithm there, with
+    W_E far sparser over u than over x."""
+    task = ModularConfig(op="pow_sum", p=29, a=3, b=3, frac_train=0.6).build()
+    x_of_u, y_of_v = task.natural_coordinates()
+    assert [pow(int(x), 3, 29) for x in x_of_u] == list(range(29))
+    acts = grid_activations(load_preset("quick", ["task.op=pow_sum", "task.a=3", "task.b=3", "task.p=29"]).model.build(
+        30, 29, 3), task, task.split().train)
+    r = torch.arange(29)
+    assert torch.equal(acts.labels, (r[:, None] + r[None, :]) % 29)  # z = u + v on the re-indexed grid
+    assert ModularConfig(op="pow_sum", p=31, a=3, b=3).build().natural_coordinates() is None  # 3 divides 30
+
+    train_run(load_preset("quick", ["task.op=pow_sum", "task.a=3", "task.b=3", "task.p=29",
+                                    "train.stop_after_grok=1000", "train.epochs=8000"]), tmp_path / "pow")
+    a = analyze_run(load_run(tmp_path / "pow"))
+    assert a["verdict"]["implements_fourier_multiplication"], a["verdict"]["reasons"]
+    note = a["coordinates"]
+    assert note["sparser"] == "u" and note["embedding_gini_u"] > note["embedding_gini_x"] + 0.2

@@ -62,3 +62,9 @@ def test_no_phase_change_without_a_plateau_or_a_fall():
     assert phase_change(np.full(3000, 2.3)) is None  # flat
     assert phase_change(reverse_s(3000, 1000, high=2.3, low=1.2)) is None  # too small a fall
     assert phase_change(reverse_s(100, 50)) is None  # too short to tell
+
+
+def test_a_wobble_near_the_floor_is_not_a_phase_change():
+    loss = reverse_s(3000, 300, low=1e-7)
+    loss[2500:2540] *= 10  # a late bump at 1e-7: its fall back is steep but happens at the floor
+    assert abs(phase_change(loss) - 300) <= 15

@@ -95,15 +95,17 @@ def summary_line(summary: RunSummary, out: Path) -> str:
 @app.command()
 @user_errors
 def run(
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory [default: runs/nanda2023]."),
+    preset: str = typer.Option(CANONICAL, "--preset", "-p", help="Preset name (see `grokscope presets`)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory [default: runs/PRESET]."),
     full: bool = typer.Option(False, "--full", help="Train the paper's full 40K epochs instead of stopping after grokking."),
     patience: int = typer.Option(RUN_PATIENCE, help="Epochs to keep training after grokking (clean-up phase)."),
     overrides: List[str] = typer.Option([], "--set", help="Override a config value: part.key=value."),
 ) -> None:
-    """Train the canonical run: (x + y) mod 113 as in Nanda et al. (2023), until it has grokked."""
+    """Train, analyse and report a run; by default the canonical one, (x + y) mod 113 as in Nanda et
+    al. (2023), until it has grokked (and `--patience` epochs more)."""
     extra = [] if full else [f"train.stop_after_grok={patience}"]
-    config = user_config(load_preset, CANONICAL, extra + list(overrides))
-    out = out or Path("runs") / (CANONICAL + ("-full" if full else ""))
+    config = user_config(load_preset, preset, extra + list(overrides))
+    out = out or Path("runs") / (preset + ("-full" if full else ""))
     summary = train_with_progress(config, out)
     console.print(summary_line(summary, out), highlight=False, soft_wrap=True)
     analyze_with_progress(out)

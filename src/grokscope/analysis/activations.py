@@ -1,6 +1,7 @@
 """Activations of a modular-arithmetic model at the ``=`` position over the full (x, y) grid.
 
-Axes: ``x`` and ``y`` run over 0..p-1 (grid order = the task's enumeration, x-major);
+Axes: ``x`` and ``y`` run over 0..p-1 (grid order = the task's enumeration, x-major), or, for
+``pow_sum`` with bijective powers, over its natural coordinates u = x^a and v = y^b;
 ``z`` over the p outputs; ``neuron`` over d_mlp; ``head``; ``key`` over the 3 positions.
 """
 
@@ -62,7 +63,7 @@ def grid_activations(model, task: ModularTask, train_indices: torch.Tensor) -> G
     if hooks["pattern"]:
         full = cache[hooks["pattern"]]  # [batch, head, qpos, key]
         pattern = full[:, :, q, :].double().reshape(p, p, full.shape[1], -1)
-    return GridActivations(
+    acts = GridActivations(
         logits=logits[:, q].double().reshape(p, p, -1),
         labels=data.labels[:, 0].reshape(p, p),
         train_mask=mask.reshape(p, p),
@@ -70,3 +71,20 @@ def grid_activations(model, task: ModularTask, train_indices: torch.Tensor) -> G
         resid_mid=resid,
         pattern=pattern,
     )
+    coordinates = task.natural_coordinates()
+    return acts if coordinates is None else reindexed(acts, *coordinates)
+
+
+def reindexed(acts: GridActivations, x_of_u: torch.Tensor, y_of_v: torch.Tensor) -> GridActivations:
+    """The same activations on the grid of (u, v): entry [u, v] is the pair (x_of_u[u], y_of_v[v])."""
+    pick = lambda t: None if t is None else t[x_of_u][:, y_of_v]  # noqa: E731
+    return GridActivations(logits=pick(acts.logits), labels=pick(acts.labels), train_mask=pick(acts.train_mask),
+                           neurons=pick(acts.neurons), resid_mid=pick(acts.resid_mid), pattern=pick(acts.pattern))
+
+
+def number_embedding(model, task: ModularTask) -> torch.Tensor:
+    """The rows of ``W_E`` for the numbers, in the task's natural order (u = x^a for pow_sum with a
+    bijective power, else x): [p, d_model]."""
+    W_E = model.W_E.detach()[: task.config.p]
+    coordinates = task.natural_coordinates()
+    return W_E if coordinates is None else W_E[coordinates[0]]

@@ -35,8 +35,8 @@ def first_below(epochs: np.ndarray, values: np.ndarray, level: float) -> int | N
 
 
 PHASE_CHANGE_RULE = ("steepest fall of the smoothed log10 loss over +-window epochs, if it drops at least "
-                     "min_drop decades there and the curve was on a plateau before (mean slope over the "
-                     "preceding 2 windows at most a quarter of the steepest)")
+                     "min_drop decades there, starts in the upper half of the curve's log range, and the curve "
+                     "was on a plateau before (mean slope over the preceding 2 windows at most a quarter of the steepest)")
 
 
 def phase_change(loss: np.ndarray, window: int = 40, min_drop: float = 0.3) -> int | None:
@@ -45,7 +45,8 @@ def phase_change(loss: np.ndarray, window: int = 40, min_drop: float = 0.3) -> i
     A phase change (seed 003) is a reverse S: a plateau, a sudden fall, a levelling off. The
     curve is smoothed by a centred rolling median of ``window`` values (minibatch noise), then
     the steepest fall over ``2 * window`` values is located; a curve falling from its first
-    value on (no plateau) or falling less than ``min_drop`` decades there has none.
+    value on (no plateau), falling less than ``min_drop`` decades there, or only wobbling in the
+    lower half of its range (noise at a tiny loss) has none.
     loss [epoch] -> epoch index.
     """
     log_loss = pd.Series(np.log10(np.maximum(np.asarray(loss, dtype=float), LOSS_FLOOR)))
@@ -57,6 +58,9 @@ def phase_change(loss: np.ndarray, window: int = 40, min_drop: float = 0.3) -> i
     drop = smooth[t - window] - smooth[t + window]  # decades fallen over [t - window, t + window]
     best = int(t[np.argmax(drop)])
     if drop.max() < min_drop or best < 3 * window:
+        return None
+    top, bottom = smooth.max(), smooth.min()
+    if smooth[best - window] < (top + bottom) / 2:  # a wobble near the floor, not the curve's fall
         return None
     before = (smooth[best - 3 * window] - smooth[best - window]) / (2 * window)
     return best if before <= 0.25 * drop.max() / (2 * window) else None

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from grokscope.analysis import ablation, circuits, dynamics, keys, verdict
-from grokscope.analysis.activations import GridActivations, grid_activations, grid_shape_check
+from grokscope.analysis.activations import GridActivations, grid_activations, grid_shape_check, number_embedding
 from grokscope.analysis.fourier import FourierBasis, fourier_2d
 from grokscope.analysis.frequencies import embedding_frequency_norms, logit_frequency_fit, neuron_clusters
 from grokscope.analysis.progress import (
@@ -60,10 +60,10 @@ def neuron_restricted_losses(basis, acts: GridActivations, model, freqs: list[in
     return grid_loss(logits, acts.labels, acts.train_mask), grid_loss(logits, acts.labels, ~acts.train_mask)
 
 
-def progress_row(basis: FourierBasis, model, acts: GridActivations, freqs: list[int], sign: int) -> dict[str, float]:
-    """Every progress measure of one checkpoint."""
+def progress_row(basis: FourierBasis, model, W_E, acts: GridActivations, freqs: list[int], sign: int) -> dict[str, float]:
+    """Every progress measure of one checkpoint (W_E: the numbers' rows in the natural order)."""
     logits, labels, train = acts.logits, acts.labels, acts.train_mask
-    embed_norms = embedding_frequency_norms(basis, model.W_E.detach()[: basis.p])
+    embed_norms = embedding_frequency_norms(basis, W_E)
     row = {
         "train_loss": grid_loss(logits, labels, train), "test_loss": grid_loss(logits, labels, ~train),
         "train_acc": accuracy(logits, labels, train), "test_acc": accuracy(logits, labels, ~train),
@@ -92,7 +92,7 @@ def _rows_for(root: str, epochs: list[int], freqs: list[int], sign: int) -> list
     for epoch in epochs:
         model = run.model(epoch)
         acts = grid_activations(model, run.task, split.train)
-        rows.append({"epoch": epoch, **progress_row(basis, model, acts, freqs, sign)})
+        rows.append({"epoch": epoch, **progress_row(basis, model, number_embedding(model, run.task), acts, freqs, sign)})
     return rows
 
 
@@ -110,9 +110,9 @@ def progress_rows(run: Run, epochs: list[int], freqs: list[int], sign: int, on_c
     return rows
 
 
-def final_key_frequencies(basis: FourierBasis, model, acts: GridActivations, sign: int):
+def final_key_frequencies(basis: FourierBasis, W_E, acts: GridActivations, sign: int):
     """Key frequencies of the final model by every available method, and the combined set."""
-    emb = embedding_frequency_norms(basis, model.W_E.detach()[: basis.p])
+    emb = embedding_frequency_norms(basis, W_E)
     fit = logit_frequency_fit(acts.logits, sign)
     by_method = {"embedding": keys.embedding_keys(emb), "logits": keys.logit_keys(fit)}
     clusters = None
@@ -123,7 +123,7 @@ def final_key_frequencies(basis: FourierBasis, model, acts: GridActivations, sig
     return keys.combine_key_frequencies(by_method), emb, fit, clusters
 
 
-def figure_arrays(basis: FourierBasis, model, acts: GridActivations, freqs: list[int], clusters, pcs) -> dict:
+def figure_arrays(basis: FourierBasis, W_E, acts: GridActivations, freqs: list[int], clusters, pcs) -> dict:
     """Grids the report draws (no maths left for it): example neurons and their single-frequency
     approximations, the logits' 2-D spectrum, the embedding circles, attention over the grid."""
     p = basis.p
@@ -135,7 +135,7 @@ def figure_arrays(basis: FourierBasis, model, acts: GridActivations, freqs: list
         arrays["attention_to_y"] = acts.pattern[..., 1].permute(2, 0, 1).float()
     if freqs:
         arrays["embedding_circles"] = torch.stack(
-            [circuits.embedding_circle(basis, model.W_E.detach()[:p], k)[:, :2] if len(basis.rows(k)) == 2
+            [circuits.embedding_circle(basis, W_E, k)[:, :2] if len(basis.rows(k)) == 2
              else torch.zeros(p, 2, dtype=torch.float64) for k in freqs]).float()  # [key, p, 2]
     meta = []
     if clusters is not None:
@@ -151,6 +151,27 @@ def figure_arrays(basis: FourierBasis, model, acts: GridActivations, freqs: list
             arrays["neuron_examples_approx"] = approx.permute(2, 0, 1).float()
             meta = [{"neuron": i, "frequency": int(clusters.frequency[i]), "fve": float(clusters.fve[i])} for i in ids]
     return {**arrays, "neuron_example_meta": meta}
+
+
+def coordinates_note(task, basis: FourierBasis, model) -> dict[str, Any]:
+    """Which coordinates the analysis used, and how sparse W_E is in the Fourier basis over x
+    and over the natural coordinate (Gini of its frequency norms; higher = sparser)."""
+    raw = gini(embedding_frequency_norms(basis, model.W_E.detach()[: basis.p]))
+    if task.natural_coordinates() is None:
+        return {"basis": "x, y", "embedding_gini_x": raw}
+    c = task.config
+    natural = gini(embedding_frequency_norms(basis, number_embedding(model, task)))
+    return {"basis": f"u = x^{c.a} mod {c.p}, v = y^{c.b} mod {c.p} (the task is z = u + v)",
+            "embedding_gini_x": raw, "embedding_gini_u": natural,
+            "sparser": "u" if natural > raw else "x"}
+
+
+def coordinate_findings(note: dict[str, Any]) -> list[str]:
+    """A line saying in which coordinates the analysis ran, when they are not x and y."""
+    if "embedding_gini_u" not in note:
+        return []
+    return [f"note: analysed in the task's natural coordinates {note['basis']}; W_E's Fourier norms are "
+            f"sparser over {note['sparser']} (Gini over u {note['embedding_gini_u']:.2f}, over x {note['embedding_gini_x']:.2f})"]
 
 
 def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
@@ -182,12 +203,13 @@ def analyze_modular_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
 
     final_model = run.model(epochs[-1])
     final_acts = grid_activations(final_model, run.task, split.train)
-    found, emb_norms, fit, clusters = final_key_frequencies(basis, final_model, final_acts, sign)
+    W_E = number_embedding(final_model, run.task)
+    found, emb_norms, fit, clusters = final_key_frequencies(basis, W_E, final_acts, sign)
     freqs = found.key
 
     rows = progress_rows(run, epochs[:-1], freqs, sign,  # the last checkpoint's activations are at hand
                          lambda done, total: on_checkpoint(done, len(epochs)) if on_checkpoint else None)
-    rows.append({"epoch": epochs[-1], **progress_row(basis, final_model, final_acts, freqs, sign)})
+    rows.append({"epoch": epochs[-1], **progress_row(basis, final_model, W_E, final_acts, freqs, sign)})
     if on_checkpoint is not None:
         on_checkpoint(len(rows), len(epochs))
     progress = pd.DataFrame(rows)
@@ -206,6 +228,7 @@ def analyze_modular_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
         "embedding_frequency_norms": emb_norms.tolist(),
         "logit_frequency_share": fit.share.tolist(),
         "logit_frequency_alpha": fit.alpha.tolist(),
+        "coordinates": coordinates_note(run.task, basis, final_model),
     }
     W_L_ = None
     if mlp is not None:
@@ -219,9 +242,9 @@ def analyze_modular_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
         analysis["W_L_frequency_norms"] = circuits.W_L_frequency_norms(basis, W_L_).tolist()
     analysis["attention"] = (None if final_acts.pattern is None
                              else asdict(circuits.attention_summary(basis, final_acts.pattern)))
-    pcs, ratio = circuits.embedding_pca(final_model.W_E.detach()[: basis.p])
+    pcs, ratio = circuits.embedding_pca(W_E)
     analysis["embedding_pca_variance_ratio"] = ratio.tolist()
-    arrays = figure_arrays(basis, final_model, final_acts, freqs, clusters, pcs)
+    arrays = figure_arrays(basis, W_E, final_acts, freqs, clusters, pcs)
     analysis["neuron_examples"] = arrays.pop("neuron_example_meta")
 
     metrics = run.metrics
@@ -257,7 +280,7 @@ def analyze_modular_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
     v = verdict.decide(analysis, basis.p)
     analysis["verdict"] = asdict(v)
     analysis["headline"] = verdict.headline(analysis)
-    analysis["findings"] = v.reasons
+    analysis["findings"] = v.reasons + coordinate_findings(analysis["coordinates"])
     analysis["seconds"] = time.perf_counter() - t0
 
     atomic_write_parquet(run.paths.root / "progress.parquet", progress)

@@ -60,6 +60,7 @@ def _facts(run: Run, analysis: dict) -> str:
         ("task", f"({'x + y' if c.task.op == 'add' else 'x - y' if c.task.op == 'sub' else c.task.op}) mod {c.task.p}, "
                  f"{c.task.frac_train:.0%} of pairs for training (split seed {c.task.seed})"),
         ("model", c.model.summary()),
+        ("coordinates of the analysis", analysis.get("coordinates", {}).get("basis", "x, y")),
         ("training", f"AdamW lr {c.train.lr:g}, weight decay {c.train.weight_decay:g}, {run.summary['final_epoch']:,} "
                      f"epochs, loss in {c.train.loss_dtype}, seed {c.train.seed}"),
         ("key frequencies by method", "; ".join(f"{m}: {v}" for m, v in analysis["key_frequencies_by_method"].items())),

@@ -104,6 +104,19 @@ class ModularTask(Task):
         yb = torch.tensor([pow(v, self.config.b, p) for v in range(p)])
         return (xa[x] + yb[y]) % p
 
+    def natural_coordinates(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """For pow_sum with both powers bijective on Z_p (gcd(a, p-1) = gcd(b, p-1) = 1, p prime):
+        ``x_of_u [p]`` and ``y_of_v [p]``, the inputs whose powers are u and v. In (u, v) the task
+        is plain addition, ``z = u + v``, so a model can embed ``cos(w u)`` directly and the
+        Fourier analysis belongs in that basis. None for every other task (x and y are natural)."""
+        c = self.config
+        if c.op != "pow_sum" or not is_prime(c.p) or (c.a, c.b) == (1, 1):
+            return None
+        if math.gcd(c.a, c.p - 1) != 1 or math.gcd(c.b, c.p - 1) != 1:
+            return None
+        powers = lambda e: torch.tensor([pow(v, e, c.p) for v in range(c.p)])  # noqa: E731
+        return torch.argsort(powers(c.a)), torch.argsort(powers(c.b))
+
     def label_statistics(self) -> dict[str, float]:
         """How the labels of every pair spread over the p residues (seed 001 blames an uneven
         spread for pow_sum runs that do not grok): residues hit, entropy in bits against its
