@@ -134,3 +134,26 @@ def test_max_element_learns_skip_trigrams_and_is_reported(tmp_path):
     assert max(h["copying"] for h in a["heads"].values()) > 0.8
     page = build_report(run.paths.root).read_text()
     assert "What the heads do" in page and page.count('class="plotly-graph-div"') >= 3
+
+
+@pytest.mark.slow
+def test_repeated_subsequences_form_an_induction_head_in_a_phase_change(tmp_path):
+    """The shipped preset (~3 min): a layer-1 head's induction score rises from chance within a few
+    hundred steps, together with a layer-0 previous-token head, at the train loss's phase change."""
+    train_run(load_preset("repeated_subsequence"), tmp_path / "rep")
+    a = analyze_run(load_run(tmp_path / "rep"))
+    head = a["induction_head"]
+    assert head.startswith("L1") and a["heads"][head]["induction"] > 0.4
+    assert max(h["prev"] for name, h in a["heads"].items() if name.startswith("L0")) > 0.4
+    rise_ = a["induction_rise"]
+    assert rise_["epoch_90"] - rise_["epoch_10"] <= 1000
+    assert rise_["epoch_10"] - 200 <= a["train_loss_phase_change"] <= rise_["epoch_90"] + 200
+
+
+@pytest.mark.slow
+def test_five_digit_addition_has_a_phase_change_per_digit(tmp_path):
+    """The shipped preset (~3 min): most answer digits show their own phase change, at several distinct epochs."""
+    train_run(load_preset("digit_add5"), tmp_path / "d5")
+    a = analyze_run(load_run(tmp_path / "d5"))
+    found = [e for e in a["target_phase_changes"].values() if e is not None]
+    assert len(found) >= 4 and len(set(found)) >= 3 and max(found) - min(found) >= 100

@@ -34,22 +34,33 @@ def first_below(epochs: np.ndarray, values: np.ndarray, level: float) -> int | N
     return int(np.asarray(epochs)[below[0]]) if len(below) else None
 
 
-PHASE_CHANGE_RULE = ("steepest fall of the smoothed log10 loss over +-window epochs, if it drops at least "
+PHASE_CHANGE_RULE = ("steepest fall of the smoothed log10 loss over +-w epochs, if it drops at least "
                      "min_drop decades there, starts in the upper half of the curve's log range, and the curve "
-                     "was on a plateau before (mean slope over the preceding 2 windows at most a quarter of the steepest)")
+                     "was on a plateau before (mean slope over the preceding 2w at most a quarter of the steepest); "
+                     "w is the smallest of window x 1, 2, 4, 8 at which such a fall exists")
 
 
 def phase_change(loss: np.ndarray, window: int = 40, min_drop: float = 0.3) -> int | None:
     """The index of a loss curve's phase change, or None (rule: ``PHASE_CHANGE_RULE``).
 
-    A phase change (seed 003) is a reverse S: a plateau, a sudden fall, a levelling off. The
-    curve is smoothed by a centred rolling median of ``window`` values (minibatch noise), then
-    the steepest fall over ``2 * window`` values is located; a curve falling from its first
-    value on (no plateau), falling less than ``min_drop`` decades there, or only wobbling in the
-    lower half of its range (noise at a tiny loss) has none.
+    A phase change (seed 003) is a reverse S: a plateau, a sudden fall, a levelling off. Falls
+    are sought at time scales ``window`` x 1, 2, 4, 8 (an answer digit falls within ~100 steps,
+    an induction circuit forms over ~400), the smallest first.
     loss [epoch] -> epoch index.
     """
     log_loss = pd.Series(np.log10(np.maximum(np.asarray(loss, dtype=float), LOSS_FLOOR)))
+    for scale in (1, 2, 4, 8):
+        found = _phase_change_at(log_loss, window * scale, min_drop)
+        if found is not None:
+            return found
+    return None
+
+
+def _phase_change_at(log_loss: pd.Series, window: int, min_drop: float) -> int | None:
+    """``phase_change`` at one time scale: the curve is smoothed by a centred rolling median of
+    ``window`` values (minibatch noise), then its steepest fall over ``2 * window`` is tested; a
+    curve falling from its first value on (no plateau), falling less than ``min_drop`` decades,
+    or only wobbling in the lower half of its range (noise at a tiny loss) has none."""
     smooth = log_loss.rolling(window, center=True, min_periods=1).median().to_numpy()
     n = len(smooth)
     if n < 4 * window + 1:
