@@ -157,3 +157,60 @@ def test_five_digit_addition_has_a_phase_change_per_digit(tmp_path):
     a = analyze_run(load_run(tmp_path / "d5"))
     found = [e for e in a["target_phase_changes"].values() if e is not None]
     assert len(found) >= 4 and len(set(found)) >= 3 and max(found) - min(found) >= 100
+
+
+def test_number_tasks_against_plain_python():
+    from math import gcd
+
+    from grokscope.tasks import GCDConfig, PrimalityConfig
+
+    task = PrimalityConfig(n_max=64, base=2).build()
+    data = task.dataset()
+    assert task.n_ctx == 7 and data.tokens[37].tolist() == [1, 0, 0, 1, 0, 1, 2]  # 37 = 100101b, then '='
+    primes = {2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61}
+    assert [n for n in range(64) if data.labels[n, 0] == 1] == sorted(primes)
+    split = task.split()
+    assert not torch.equal(split.train, torch.arange(len(split.train)))  # random, not a range
+    task = GCDConfig(n_max=30).build()
+    data = task.dataset()
+    row = (12 - 1) * 29 + (18 - 1)
+    assert data.tokens[row].tolist() == [1, 2, 10, 1, 8, 11] and data.labels[row, 0] == 6
+    assert all(int(z) == gcd(int(f"{t[0]}{t[1]}"), int(f"{t[3]}{t[4]}")) for t, (z,) in
+               zip(data.tokens.tolist()[::37], data.labels.tolist()[::37]))
+
+
+def test_fibonacci_add_sub_and_permute_encodings():
+    from grokscope.tasks import AddSubConfig, FibonacciConfig, PermuteConfig
+
+    data = FibonacciConfig(p=53, length=6).build().dataset()
+    row = 3 * 53 + 5
+    assert data.tokens[row].tolist() == [3, 5, 8, 13, 21] and data.labels[row].tolist() == [8, 13, 21, 34]
+    assert data.target_positions == (1, 2, 3, 4)
+    data = AddSubConfig(p=59).build().dataset()
+    add, sub = 5 * 59 + 9, 59 * 59 + 5 * 59 + 9
+    assert data.tokens[add].tolist() == [5, 59, 9, 61] and data.labels[add, 0] == 14
+    assert data.tokens[sub].tolist() == [5, 60, 9, 61] and data.labels[sub, 0] == 55
+    task = PermuteConfig(length=5, n_values=7).build()
+    x, y = task.sample(50, torch.Generator().manual_seed(0))
+    assert torch.equal(y, x[:, 1:6][:, task.sigma]) and torch.equal(x[:, 7:], y[:, :-1])
+    assert sorted(task.sigma.tolist()) == list(range(5))
+
+
+@pytest.mark.parametrize("name", __import__("grokscope").config.preset_names())
+def test_every_preset_trains(name, tmp_path):
+    """`grokscope train --preset NAME` works for every shipped preset (three epochs here)."""
+    config = load_preset(name, ["train.epochs=3", "train.threads=1"])
+    summary = train_run(config, tmp_path / name)
+    assert summary.final_epoch == 3 and (tmp_path / name / "summary.json").is_file()
+
+
+def test_tasks_command_lists_every_task_with_parameters():
+    from typer.testing import CliRunner
+
+    from grokscope.cli import app
+
+    out = CliRunner().invoke(app, ["tasks"]).stdout
+    for name in ["modular", "digit_add", "repeated_subsequence", "max_element", "sort", "permute", "primality",
+                 "gcd", "fibonacci", "add_sub"]:
+        assert f"{name}:" in out
+    assert "task.n_digits" in out and "task.sub_length" in out and "random" in out

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from grokscope.tasks import TASKS, ModularConfig
 from grokscope.tasks.modular import is_prime
 
-OPS = ["add", "sub", "mul", "div", "pow_sum"]
+OPS = ["add", "sub", "mul", "div", "pow_sum", "min", "max"]
 PRIMES = [p for p in range(2, 60) if is_prime(p)]
 
 
@@ -20,6 +20,8 @@ def reference_label(op, x, y, p, a=1, b=1):
         "mul": (x * y) % p,
         "div": next(z for z in range(p) if (z * y) % p == x % p) if y else None,
         "pow_sum": (x**a + y**b) % p,
+        "min": min(x, y),
+        "max": max(x, y),
     }[op]
 
 
@@ -93,3 +95,9 @@ def test_label_statistics_known_answers():
     # 7 divides 112, so x^7 takes only 112/7 + 1 = 17 values: x^7 + y^7 cannot spread evenly
     assert seventh["residues_hit"] < 113 and seventh["top_label_share"] > 2 / 113
     assert seventh["label_entropy_bits"] < cube["label_entropy_bits"] - 0.1
+
+
+def test_random_labels_are_fixed_by_the_seed_and_spread_over_residues():
+    labels = lambda seed: ModularConfig(op="random", p=23, seed=seed).build().dataset().labels  # noqa: E731
+    assert torch.equal(labels(0), labels(0)) and not torch.equal(labels(0), labels(1))
+    assert len(labels(0).unique()) == 23

@@ -175,7 +175,8 @@ def tasks() -> None:
     """List the tasks and their parameters (set them with --set task.NAME=VALUE)."""
     for name in TASKS.names():
         cls = TASKS.get(name)
-        console.print(f"[bold]{name}[/]: {(cls.__doc__ or '').strip().splitlines()[0]}", highlight=False)
+        summary = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+        console.print(f"[bold]{name}[/]: {summary}", highlight=False)
         for field, tp, default in cls.describe():
             console.print(f"    task.{field:<12} {tp:<34} default {default!r}", highlight=False)
     console.print("\nmodels: " + ", ".join(MODELS.names()) + " (see --set model.kind=...)", highlight=False)

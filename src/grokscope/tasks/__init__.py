@@ -2,10 +2,13 @@
 
 from grokscope.tasks.base import IGNORE, TASKS, Dataset, SampledTask, SampledTaskConfig, Split, Task, TaskConfig
 from grokscope.tasks.digits import DigitAdditionConfig, DigitAdditionTask
-from grokscope.tasks.lists import MaxElementConfig, MaxElementTask, SortConfig, SortTask
+from grokscope.tasks.lists import MaxElementConfig, MaxElementTask, PermuteConfig, PermuteTask, SortConfig, SortTask
 from grokscope.tasks.modular import ModularConfig, ModularTask
+from grokscope.tasks.numbers import GCDConfig, GCDTask, PrimalityConfig, PrimalityTask
+from grokscope.tasks.recurrence import AddSubConfig, AddSubTask, FibonacciConfig, FibonacciTask
 from grokscope.tasks.repeated import RepeatedSubsequenceConfig, RepeatedSubsequenceTask
 
-__all__ = ["IGNORE", "TASKS", "Dataset", "SampledTask", "SampledTaskConfig", "Split", "Task", "TaskConfig",
+__all__ = ["AddSubConfig", "AddSubTask", "FibonacciConfig", "FibonacciTask", "GCDConfig", "GCDTask",
+           "PermuteConfig", "PermuteTask", "PrimalityConfig", "PrimalityTask", "IGNORE", "TASKS", "Dataset", "SampledTask", "SampledTaskConfig", "Split", "Task", "TaskConfig",
            "DigitAdditionConfig", "DigitAdditionTask", "MaxElementConfig", "MaxElementTask", "ModularConfig",
            "ModularTask", "RepeatedSubsequenceConfig", "RepeatedSubsequenceTask", "SortConfig", "SortTask"]

@@ -1,4 +1,4 @@
-"""Tasks on lists of small integers: the maximal element (seed 003) and sorting (seeds 001, 004)."""
+"""Tasks on lists of small integers: the maximal element (seed 003), sorting (seeds 001, 004), a fixed permutation (004)."""
 
 from __future__ import annotations
 
@@ -108,3 +108,45 @@ class SortTask(SampledTask):
         tokens = torch.cat([torch.full((n, 1), c.n_values), lists, torch.full((n, 1), c.n_values + 1),
                             ordered[:, :-1]], dim=1)
         return tokens, ordered
+
+
+@TASKS.register
+@dataclass(frozen=True)
+class PermuteConfig(ListTaskConfig):
+    """Apply one fixed permutation (drawn from ``permutation_seed``) to every list's positions."""
+
+    kind = "permute"
+    length: int = 8
+    n_values: int = 16
+    permutation_seed: int = 0
+    n_train: int = 20_000
+    n_test: int = 2_000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.check_list()
+
+    def build(self) -> "PermuteTask":
+        return PermuteTask(self)
+
+
+class PermuteTask(SampledTask):
+    """With sigma = (2, 0, 1): ``START 7 3 9 MID 9 7`` with targets ``9 7 3`` (output i is input
+    sigma(i)) read at MID and each output position; START = n_values, MID = n_values + 1."""
+
+    def __init__(self, config: PermuteConfig):
+        self.config = config
+        self.sigma = torch.randperm(config.length, generator=torch.Generator().manual_seed(config.permutation_seed))
+
+    d_vocab = property(lambda self: self.config.n_values + 2)
+    d_vocab_out = property(lambda self: self.config.n_values)
+    n_ctx = property(lambda self: 2 * self.config.length + 1)
+    target_positions = property(lambda self: tuple(range(self.config.length + 1, 2 * self.config.length + 1)))
+
+    def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.config
+        lists = torch.randint(0, c.n_values, (n, c.length), generator=generator)
+        permuted = lists[:, self.sigma]
+        tokens = torch.cat([torch.full((n, 1), c.n_values), lists, torch.full((n, 1), c.n_values + 1),
+                            permuted[:, :-1]], dim=1)
+        return tokens, permuted

@@ -10,7 +10,7 @@ import torch
 
 from grokscope.tasks.base import TASKS, Dataset, Task, TaskConfig
 
-Op = Literal["add", "sub", "mul", "div", "pow_sum"]
+Op = Literal["add", "sub", "mul", "div", "pow_sum", "min", "max", "random"]
 
 
 def is_prime(n: int) -> bool:
@@ -28,10 +28,11 @@ def is_prime(n: int) -> bool:
 @TASKS.register
 @dataclass(frozen=True)
 class ModularConfig(TaskConfig):
-    """``(x op y) mod p`` for every pair ``x, y`` in ``0..p-1`` (``y != 0`` for ``div``)."""
+    """``(x op y) mod p`` for every pair ``x, y`` in ``0..p-1`` (``y != 0`` for ``div``); also
+    ``min``, ``max`` (seed 004) and ``random`` (a fixed random label per pair: pure memorisation)."""
 
     kind = "modular"
-    op: Op = "add"  # add, sub, mul, div (x * y^-1, needs prime p), pow_sum ((x^a + y^b) mod p)
+    op: Op = "add"  # add, sub, mul, div (x * y^-1, needs prime p), pow_sum ((x^a + y^b) mod p), min, max, random
     p: int = 113  # modulus; tokens 0..p-1 are the numbers, token p is "="
     a: int = 1  # exponent of x in pow_sum
     b: int = 1  # exponent of y in pow_sum
@@ -100,6 +101,13 @@ class ModularTask(Task):
         if op == "div":
             inverse = torch.tensor([pow(int(v), -1, p) for v in range(1, p)])
             return (x * inverse[y - 1]) % p
+        if op == "min":
+            return torch.minimum(x, y)
+        if op == "max":
+            return torch.maximum(x, y)
+        if op == "random":  # a label per pair drawn once from the split seed's own generator
+            table = torch.randint(0, p, (p, p), generator=torch.Generator().manual_seed(10_007 + self.config.seed))
+            return table[x, y]
         xa = torch.tensor([pow(v, self.config.a, p) for v in range(p)])
         yb = torch.tensor([pow(v, self.config.b, p) for v in range(p)])
         return (xa[x] + yb[y]) % p
