@@ -214,3 +214,19 @@ def test_tasks_command_lists_every_task_with_parameters():
                  "gcd", "fibonacci", "add_sub"]:
         assert f"{name}:" in out
     assert "task.n_digits" in out and "task.sub_length" in out and "random" in out
+
+
+def test_variable_length_sort_pads_and_scores_only_the_sorted_entries():
+    task = SortConfig(length=6, n_values=10, min_length=2, repeats=True).build()
+    x, y = task.sample(300, torch.Generator().manual_seed(2))
+    assert x.shape == (300, 13) and y.shape == (300, 13) and task.target_positions == tuple(range(13))
+    pad, mid = 12, 11
+    lengths = set()
+    for tokens, labels in zip(x.tolist(), y.tolist()):
+        k = tokens.index(mid) - 1
+        lengths.add(k)
+        items = tokens[1:k + 1]
+        assert [v for v in labels if v != IGNORE] == sorted(items)  # the k sorted entries, nothing else
+        assert labels.index(sorted(items)[0]) == k + 1  # the first is read at MID
+        assert tokens[k + 2:2 * k + 1] == sorted(items)[:-1] and set(tokens[2 * k + 1:]) <= {pad}
+    assert lengths == set(range(2, 7))

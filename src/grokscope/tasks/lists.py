@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from grokscope.tasks.base import TASKS, SampledTask, SampledTaskConfig
+from grokscope.tasks.base import IGNORE, TASKS, SampledTask, SampledTaskConfig
 
 
 class ListTaskConfig(SampledTaskConfig):
@@ -70,9 +70,10 @@ class SortConfig(ListTaskConfig):
     """Sorting: ``START list MID`` then the sorted list, one target per sorted position."""
 
     kind = "sort"
-    length: int = 8  # list length
+    length: int = 8  # list length (the longest, if min_length is set)
     n_values: int = 32  # values 0 .. n_values - 1
     repeats: bool = False  # allow repeated values (False: distinct values)
+    min_length: int | None = None  # variable length: lists of min_length .. length entries, padded
     n_train: int = 20_000
     n_test: int = 2_000
     seed: int = 0
@@ -81,6 +82,8 @@ class SortConfig(ListTaskConfig):
         self.check_list()
         if not self.repeats and self.length > self.n_values:
             raise ValueError(f"task.length {self.length} > task.n_values {self.n_values} needs task.repeats=true")
+        if self.min_length is not None and not 2 <= self.min_length <= self.length:
+            raise ValueError(f"task.min_length must be in 2..length; got {self.min_length}")
 
     def build(self) -> "SortTask":
         return SortTask(self)
@@ -88,26 +91,53 @@ class SortConfig(ListTaskConfig):
 
 class SortTask(SampledTask):
     """``START 7 3 9 1 MID 1 3 7`` with targets ``1 3 7 9`` read at MID and each sorted position
-    (teacher forcing); START = n_values, MID = n_values + 1; n_ctx = 2 * length + 1."""
+    (teacher forcing); START = n_values, MID = n_values + 1; n_ctx = 2 * length + 1.
+
+    With ``min_length``, a list of k entries is ``START l_1..l_k MID s_1..s_{k-1}`` followed by
+    PAD (= n_values + 2); every position predicts the next token, and only the k sorted entries
+    (read at MID and after it) are scored, the rest IGNORE.
+    """
 
     def __init__(self, config: SortConfig):
         self.config = config
 
-    d_vocab = property(lambda self: self.config.n_values + 2)
+    variable = property(lambda self: self.config.min_length is not None)
+    d_vocab = property(lambda self: self.config.n_values + (3 if self.variable else 2))
     d_vocab_out = property(lambda self: self.config.n_values)
     n_ctx = property(lambda self: 2 * self.config.length + 1)
-    target_positions = property(lambda self: tuple(range(self.config.length + 1, 2 * self.config.length + 1)))
+
+    @property
+    def target_positions(self) -> tuple[int, ...]:
+        length = self.config.length
+        return tuple(range(2 * length + 1)) if self.variable else tuple(range(length + 1, 2 * length + 1))
 
     def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.config
+        start, mid = c.n_values, c.n_values + 1
         if c.repeats:
             lists = torch.randint(0, c.n_values, (n, c.length), generator=generator)
         else:
             lists = torch.rand(n, c.n_values, generator=generator).argsort(1)[:, :c.length]
-        ordered = lists.sort(1).values
-        tokens = torch.cat([torch.full((n, 1), c.n_values), lists, torch.full((n, 1), c.n_values + 1),
-                            ordered[:, :-1]], dim=1)
-        return tokens, ordered
+        if not self.variable:
+            ordered = lists.sort(1).values
+            tokens = torch.cat([torch.full((n, 1), start), lists, torch.full((n, 1), mid), ordered[:, :-1]], dim=1)
+            return tokens, ordered
+        pad, L = c.n_values + 2, c.length
+        k = torch.randint(c.min_length, L + 1, (n,), generator=generator)  # [n] list lengths
+        j = torch.arange(L)
+        valid = j < k[:, None]  # [n, L]
+        ordered = torch.where(valid, lists, c.n_values).sort(1).values  # valid entries first, sorted
+        rows = torch.arange(n)[:, None]
+        tokens = torch.full((n, 2 * L + 1), pad)
+        tokens[:, 0] = start
+        tokens[rows, 1 + j] = torch.where(valid, lists, pad)
+        tokens[torch.arange(n), k + 1] = mid
+        shifted = (j < k[:, None] - 1)  # sorted entries 1..k-1 follow MID
+        tokens[rows, torch.where(shifted, k[:, None] + 2 + j, 0)] = torch.where(shifted, ordered, start)
+        labels = torch.full((n, 2 * L + 1), IGNORE)
+        labels[rows, torch.where(valid, k[:, None] + 1 + j, 0)] = torch.where(valid, ordered, IGNORE)
+        labels[:, 0] = IGNORE  # position 0 (START) never predicts a sorted entry
+        return tokens, labels
 
 
 @TASKS.register
