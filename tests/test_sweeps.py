@@ -102,11 +102,13 @@ def test_points_are_crossed_with_the_axes(tmp_path):
         SweepSpec.from_toml(path)
 
 
-@pytest.mark.parametrize("name", ["fraction", "weight_decay", "precision", "pow_sum", "seeds", "add_vs_sub"])
+@pytest.mark.parametrize("name", ["fraction", "weight_decay", "precision", "pow_sum", "seeds", "add_vs_sub",
+                                  "digit_bisect"])
 def test_shipped_sweeps_load_by_name(name):
     spec = SweepSpec.load(name)
-    assert spec.description and len(spec.members()) >= 2
-    assert all(m.config.train.threads == 1 for m in spec.members())
+    members = spec.members() if spec.bisect is None else [spec.member_at(spec.bisect["low"])]
+    assert spec.description and (len(members) >= 2 or spec.bisect is not None)
+    assert all(m.config.train.threads == 1 for m in members)
 
 
 def test_a_killed_sweep_finishes_only_its_missing_members(tmp_path):
@@ -178,3 +180,25 @@ def test_ray_backend_gives_the_local_summary(spec_file, tmp_path):
     import pandas as pd
 
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_bisection_brackets_the_epochs_needed_to_grok(tmp_path):
+    """Bisect train.epochs for the quick run (it groks at ~1,730 epochs): each round's outcome
+    moves one end; a re-run trains nothing new."""
+    path = tmp_path / "bisect.toml"
+    path.write_text('preset = "quick"\n[bisect]\nkey = "train.epochs"\nlow = 200\nhigh = 4000\nrounds = 3\n')
+    runner = CliRunner()
+    out = tmp_path / "b"
+    result = runner.invoke(app, ["sweep", str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    b = json.loads((out / "bisection.json").read_text())
+    assert [r["value"] for r in b["rounds"]] == [2100, 1150, 1625]
+    assert [r["grokked"] for r in b["rounds"]] == [True, False, False]
+    assert (b["not_grokked_at"], b["grokked_at"]) == (1625, 2100)
+    assert "grokked at 2100, not at 1625" in result.stdout
+    stamp = os.path.getmtime(out / "train.epochs=1150" / "summary.json")
+    assert runner.invoke(app, ["sweep", str(path), "--out", str(out)]).exit_code == 0
+    assert os.path.getmtime(out / "train.epochs=1150" / "summary.json") == stamp
+    path.write_text('preset = "quick"\n[bisect]\nkey = "train.epochs"\nlow = 200\nhigh = 100\nrounds = 3\n')
+    result = runner.invoke(app, ["sweep", str(path), "--out", str(tmp_path / "c")])
+    assert result.exit_code == 2 and "0 < low < high" in result.stderr

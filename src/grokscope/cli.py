@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
 import sys
 from pathlib import Path
@@ -220,25 +221,36 @@ def sweep_run(
     workers: Optional[int] = typer.Option(None, help="Processes (local) or CPUs (local Ray) [default: one per core]."),
 ) -> None:
     """Train (and analyse) every member of a sweep; finished members are skipped, interrupted ones resume."""
-    from grokscope.sweeps import SweepSpec, run_local, summarize
+    from grokscope.sweeps import SweepSpec, run_bisection, run_local, summarize
     from grokscope.sweeps.ray_backend import run_ray
 
     if backend not in ("local", "ray"):
         raise GrokscopeError(f"unknown sweep backend '{backend}' (available: local, ray)")
     sweep = user_config(SweepSpec.load, spec)
-    members = sweep.members()
+    if sweep.bisect is not None and backend != "local":
+        raise GrokscopeError("a bisection runs its rounds one after another; use --backend local")
+    members = sweep.members() if sweep.bisect is None else [None] * sweep.bisect["rounds"]
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "sweep.toml", sweep.text)
     with counting_progress("sweep", "members") as progress:
         bar = progress.add_task("sweep", total=len(members))
         advance = lambda m, err: progress.advance(bar)  # noqa: E731
-        failures = (run_local(sweep, out, workers, on_member=advance) if backend == "local"
-                    else run_ray(sweep, out, address, workers, on_member=advance))
+        if sweep.bisect is not None:
+            failures = run_bisection(sweep, out, on_member=advance)
+            members = [p for p in out.iterdir() if (p / "config.json").is_file()]
+        elif backend == "local":
+            failures = run_local(sweep, out, workers, on_member=advance)
+        else:
+            failures = run_ray(sweep, out, address, workers, on_member=advance)
     summarize(out)
     console.print(f"{len(members) - len(failures)} of {len(members)} members done; summary: {out / 'summary.csv'}",
                   highlight=False)
     for name, error in failures.items():
         err_console.print(f"failed: {name}: {error.splitlines()[0]}", highlight=False)
+    if sweep.bisect is not None:
+        result = json.loads((out / "bisection.json").read_text())
+        console.print(f"bisection of {result['key']}: grokked at {result['grokked_at']}, "
+                      f"not at {result['not_grokked_at']} ({out / 'bisection.json'})", highlight=False)
 
 
 @sweep_app.command("summary")

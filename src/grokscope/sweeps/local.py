@@ -63,6 +63,36 @@ def run_local(spec: SweepSpec, out: str | Path, workers: int | None = None,
     return failures
 
 
+def run_bisection(spec: SweepSpec, out: str | Path,
+                  on_member: Callable[[Member, str | None], None] | None = None) -> dict[str, str]:
+    """Bisect ``spec.bisect["key"]`` between low and high: each round trains the midpoint (in this
+    process: rounds depend on each other) and keeps the half whose ends differ in outcome
+    (grokked or not). Finished members are reused, so a re-run repeats no training. Writes
+    ``DIR/bisection.json`` with every round and the final bracket."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    b = spec.bisect
+    low, high = b["low"], b["high"]
+    rounds, failures = [], {}
+    for _ in range(b["rounds"]):
+        if high - low <= 1:
+            break
+        mid = (low + high) // 2
+        member = spec.member_at(mid)
+        error = run_member(member.config.to_dict(), str(out / member.name))
+        record(member, error, failures, on_member)
+        if error is not None:
+            break
+        grokked = json.loads((out / member.name / "summary.json").read_text())["grokking_epoch"] is not None
+        rounds.append({"value": mid, "grokked": grokked})
+        low, high = (low, mid) if grokked else (mid, high)
+    result = {"key": b["key"], "rounds": rounds, "not_grokked_at": low, "grokked_at": high,
+              "rule": "low is assumed not to grok and high to grok; each round's midpoint replaces the end with its outcome"}
+    atomic_write_text(out / "bisection.json", json.dumps(result, indent=2) + "\n")
+    write_failures(out, failures)
+    return failures
+
+
 def write_failures(out: Path, failures: dict[str, str]) -> None:
     """``DIR/failures.json``: {member name: error} of the members that failed (read by the summary)."""
     atomic_write_text(out / "failures.json", json.dumps(failures, indent=2) + "\n")

@@ -17,6 +17,18 @@ points explicitly; the points are crossed with the axes:
 points = [{ "task.a" = 3, "task.b" = 3 }, { "task.a" = 7, "task.b" = 7, "task.p" = 101 }]
 ```
 
+A ``[bisect]`` table replaces the grid by a bisection over one integer key (seed 003 looked
+for the training-set size where 5-digit addition starts to grok by hand): each round trains
+the midpoint and keeps the half where the outcome (grokked or not) changes:
+
+```toml
+[bisect]
+key = "task.n_train"
+low = 100     # expected not to grok
+high = 3000   # expected to grok
+rounds = 5
+```
+
 A spec is a file, or the name of one shipped in ``grokscope/sweeps/presets``.
 """
 
@@ -46,7 +58,8 @@ class Member:
     config: RunConfig
 
 
-SPEC_KEYS = ("description", "preset", "set", "points", "axes")
+SPEC_KEYS = ("description", "preset", "set", "points", "axes", "bisect")
+BISECT_KEYS = {"key", "low", "high", "rounds"}
 
 
 def sweep_preset_names() -> list[str]:
@@ -73,6 +86,7 @@ class SweepSpec:
     points: list[dict[str, Any]] = field(default_factory=list)
     description: str = ""
     text: str = ""  # the TOML it was read from
+    bisect: dict[str, Any] | None = None  # key, low, high, rounds
 
     @classmethod
     def load(cls, spec: str | Path) -> "SweepSpec":
@@ -113,10 +127,26 @@ class SweepSpec:
         clash = {k for p in points for k in p} & set(axes)
         if clash:
             raise ValueError(f"{sorted(clash)} both in points and in axes; put each key in one of them")
+        bisect = data.get("bisect")
+        if bisect is not None:
+            if set(bisect) != BISECT_KEYS or not all(isinstance(bisect[k], int) for k in ("low", "high", "rounds")):
+                raise ValueError("[bisect] needs exactly key, and integers low, high and rounds")
+            if not 0 < bisect["low"] < bisect["high"] or bisect["rounds"] < 1:
+                raise ValueError("[bisect] needs 0 < low < high and rounds >= 1")
+            if axes or points:
+                raise ValueError("a [bisect] spec has no axes or points")
         spec = cls(preset=data.get("preset", "nanda2023"), set=data.get("set", {}), axes=axes, points=points,
-                   description=data.get("description", ""), text=text)
+                   description=data.get("description", ""), text=text, bisect=bisect)
         spec.members()
+        if bisect is not None:
+            spec.member_at(bisect["low"]), spec.member_at(bisect["high"])  # both ends must be valid configs
         return spec
+
+    def member_at(self, value: int) -> Member:
+        """The bisection's member with its key at ``value``."""
+        values = {self.bisect["key"]: value}
+        overrides = ["train.threads=1"] + [f"{k}={_text(v)}" for k, v in (self.set | values).items()]
+        return Member(values=values, name=member_name(values), config=load_preset(self.preset, overrides))
 
     def members(self) -> list[Member]:
         """Every point of the grid: each of ``points`` (or the base alone) crossed with the axes,
