@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import torch
 
+from grokscope.models.components import init_paper_weights
+from grokscope.models.hooks import HookedRootModule
 from grokscope.schema import ConfigPart, Registry
-
-if TYPE_CHECKING:
-    from grokscope.models.hooks import HookedRootModule
 
 
 class ModelConfig(ConfigPart):
@@ -23,3 +22,20 @@ class ModelConfig(ConfigPart):
 
 
 MODELS: Registry[ModelConfig] = Registry("model kind")
+
+
+class GrokscopeModel(HookedRootModule):
+    """What every model here has: ``cfg.d_model``, ``d_vocab``, ``embed`` and ``unembed``; the
+    paper's initialisation; ``W_E`` and ``W_U`` as in TransformerLens."""
+
+    def init_weights(self, seed: int) -> None:
+        """The paper's initialisation (``init_paper_weights``)."""
+        init_paper_weights(self, seed, self.cfg.d_model, self.d_vocab)
+
+    @property
+    def W_E(self) -> torch.Tensor:  # [d_vocab, d_model]
+        return self.embed.W_E
+
+    @property
+    def W_U(self) -> torch.Tensor:  # [d_model, d_vocab_out]
+        return self.unembed.W_U

@@ -16,9 +16,9 @@ from typing import Literal
 import torch
 
 from grokscope.errors import GrokscopeError
-from grokscope.models.base import MODELS, ModelConfig
-from grokscope.models.components import MLP, Embed, Unembed, freeze_biases, init_paper_weights
-from grokscope.models.hooks import HookedRootModule, HookPoint
+from grokscope.models.base import MODELS, GrokscopeModel, ModelConfig
+from grokscope.models.components import MLP, Embed, Unembed, freeze_biases
+from grokscope.models.hooks import HookPoint
 
 
 @MODELS.register
@@ -44,7 +44,7 @@ class MLPConfig(ModelConfig):
         return f"2-layer MLP on the concatenated embeddings, d_model {self.d_model}, d_mlp {self.d_mlp}, {self.act_fn}"
 
 
-class MLPModel(HookedRootModule):
+class MLPModel(GrokscopeModel):
     """``logits = (act(concat_k W_E[t_k]) @ W_in + b_in) @ W_out + b_out) @ W_U + b_U``, read at the
     last position: ``forward(tokens [batch, pos]) -> [batch, 1, d_vocab_out]``."""
 
@@ -60,10 +60,6 @@ class MLPModel(HookedRootModule):
         if not cfg.train_biases:
             freeze_biases(self)
         self.setup()
-
-    def init_weights(self, seed: int) -> None:
-        """The paper's initialisation (``init_paper_weights``)."""
-        init_paper_weights(self, seed, self.cfg.d_model, self.d_vocab)
 
     def forward(self, tokens: torch.Tensor, query_positions: torch.Tensor | None = None) -> torch.Tensor:
         if query_positions is not None and [int(q) for q in query_positions] != [self.n_ctx - 1]:
@@ -82,10 +78,3 @@ class MLPModel(HookedRootModule):
         """Hook names of the neurons; an MLP has no residual before them and no attention."""
         return {"neurons": "mlp.hook_post", "resid_mid": None, "pattern": None}
 
-    @property
-    def W_E(self) -> torch.Tensor:  # [d_vocab, d_model]
-        return self.embed.W_E
-
-    @property
-    def W_U(self) -> torch.Tensor:  # [d_model, d_vocab_out]
-        return self.unembed.W_U

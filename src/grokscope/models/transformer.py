@@ -14,11 +14,11 @@ from typing import Literal
 import torch
 from torch import nn
 
-from grokscope.models.base import MODELS, ModelConfig
+from grokscope.models.base import MODELS, GrokscopeModel, ModelConfig
 from grokscope.models.components import (
-    Embed, LayerNorm, PosEmbed, TransformerBlock, Unembed, freeze_biases, init_paper_weights,
+    Embed, LayerNorm, PosEmbed, TransformerBlock, Unembed, freeze_biases,
 )
-from grokscope.models.hooks import HookedRootModule, HookPoint
+from grokscope.models.hooks import HookPoint
 
 
 @MODELS.register
@@ -52,7 +52,7 @@ class TransformerConfig(ModelConfig):
         return f"{self.n_layers}-layer {kind}, d_model {self.d_model}, {self.n_heads} heads × {self.d_head}{mlp}{norm}"
 
 
-class Transformer(HookedRootModule):
+class Transformer(GrokscopeModel):
     """Embed + positional embed, ``n_layers`` blocks, optional final LayerNorm, unembed.
 
     ``forward(tokens [batch, pos]) -> logits [batch, pos, d_vocab_out]``; with
@@ -78,10 +78,6 @@ class Transformer(HookedRootModule):
         if not cfg.train_biases:
             freeze_biases(self)
         self.setup()
-
-    def init_weights(self, seed: int) -> None:
-        """The paper's initialisation (``init_paper_weights``)."""
-        init_paper_weights(self, seed, self.cfg.d_model, self.d_vocab)
 
     def forward(
         self, tokens: torch.Tensor, query_positions: torch.Tensor | None = None
@@ -109,13 +105,6 @@ class Transformer(HookedRootModule):
                 "pattern": f"{last}.attn.hook_pattern"}
 
     @property
-    def W_E(self) -> torch.Tensor:  # [d_vocab, d_model]
-        return self.embed.W_E
-
-    @property
     def W_pos(self) -> torch.Tensor:  # [n_ctx, d_model]
         return self.pos_embed.W_pos
 
-    @property
-    def W_U(self) -> torch.Tensor:  # [d_model, d_vocab_out]
-        return self.unembed.W_U

@@ -12,7 +12,7 @@ from grokscope.tasks.base import IGNORE, TASKS, SampledTask, SampledTaskConfig
 class ListTaskConfig(SampledTaskConfig):
     """Lists of ``length`` values in ``0 .. n_values - 1``."""
 
-    def check_list(self) -> None:
+    def __post_init__(self) -> None:
         if self.length < 2 or self.n_values < 2:
             raise ValueError(f"task.length and task.n_values must be at least 2; got {self.length}, {self.n_values}")
         self.check_split()
@@ -29,9 +29,6 @@ class MaxElementConfig(ListTaskConfig):
     n_train: int = 20_000
     n_test: int = 2_000
     seed: int = 0
-
-    def __post_init__(self) -> None:
-        self.check_list()
 
     def build(self) -> "MaxElementTask":
         return MaxElementTask(self)
@@ -79,7 +76,7 @@ class SortConfig(ListTaskConfig):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.check_list()
+        super().__post_init__()
         if not self.repeats and self.length > self.n_values:
             raise ValueError(f"task.length {self.length} > task.n_values {self.n_values} needs task.repeats=true")
         if self.min_length is not None and not 2 <= self.min_length <= self.length:
@@ -152,9 +149,6 @@ class PermuteConfig(ListTaskConfig):
     n_train: int = 20_000
     n_test: int = 2_000
     seed: int = 0
-
-    def __post_init__(self) -> None:
-        self.check_list()
 
     def build(self) -> "PermuteTask":
         return PermuteTask(self)

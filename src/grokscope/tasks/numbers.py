@@ -28,7 +28,7 @@ def width_for(n_max: int, base: int) -> int:
 class WrittenNumbersConfig(TaskConfig):
     """Numbers below ``n_max`` written in ``base``; a random ``frac_train`` of the examples trains."""
 
-    def check_numbers(self) -> None:
+    def __post_init__(self) -> None:
         if self.n_max < 4 or not 2 <= self.base <= 36:
             raise ValueError(f"task.n_max must be at least 4 and task.base in 2..36; got {self.n_max}, {self.base}")
         self.check_split()
@@ -44,9 +44,6 @@ class PrimalityConfig(WrittenNumbersConfig):
     base: int = 2
     frac_train: float = 0.5
     seed: int = 0
-
-    def __post_init__(self) -> None:
-        self.check_numbers()
 
     @property
     def n_examples(self) -> int:
@@ -85,9 +82,6 @@ class GCDConfig(WrittenNumbersConfig):
     base: int = 10
     frac_train: float = 0.5
     seed: int = 0
-
-    def __post_init__(self) -> None:
-        self.check_numbers()
 
     @property
     def n_examples(self) -> int:
