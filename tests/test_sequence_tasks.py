@@ -230,3 +230,12 @@ def test_variable_length_sort_pads_and_scores_only_the_sorted_entries():
         assert labels.index(sorted(items)[0]) == k + 1  # the first is read at MID
         assert tokens[k + 2:2 * k + 1] == sorted(items)[:-1] and set(tokens[2 * k + 1:]) <= {pad}
     assert lengths == set(range(2, 7))
+
+
+def test_an_mlp_on_a_sequence_task_is_analysed_without_heads(tmp_path):
+    config = load_preset("primality", ["model.kind=mlp", "task.n_max=64", "model.d_model=16", "model.d_mlp=32",
+                                       "train.epochs=30", "train.checkpoint_every=10"])
+    train_run(config, tmp_path / "mlp")
+    a = analyze_run(load_run(tmp_path / "mlp"))
+    assert a["heads"] == {} and "no attention heads" in a["findings"][-1]
+    assert "This model has no attention" in build_report(tmp_path / "mlp").read_text()

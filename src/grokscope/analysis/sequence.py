@@ -22,7 +22,6 @@ from grokscope.analysis.attention_scores import (
     copying_accuracy, copying_scores, induction_scores, ov_circuits, previous_token_scores, repeated_random_tokens,
 )
 from grokscope.analysis.curves import PHASE_CHANGE_RULE, phase_change, phase_changes
-from grokscope.errors import GrokscopeError
 from grokscope.runs import Run, atomic_write_parquet, atomic_write_text
 
 FORMAT = "grokscope.sequence-analysis/1"
@@ -73,8 +72,7 @@ def skip_trigram_evidence(model, tokens: torch.Tensor, labels: torch.Tensor) -> 
 
 def analyze_sequence_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
     """Analyse a transformer trained on a sequence task; writes analysis.json and progress.parquet."""
-    if run.config.model.kind != "transformer":
-        raise GrokscopeError("the sequence-task analysis reads attention heads; this run's model has none")
+    attention = run.config.model.kind == "transformer"
     t0 = time.perf_counter()
     data, split = run.task.dataset(), run.task.split()
     test_tokens = data.tokens[split.test][:N_EXAMPLES]
@@ -82,7 +80,8 @@ def analyze_sequence_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
     epochs = run.checkpoint_epochs
     rows = []
     for i, epoch in enumerate(epochs):
-        rows.append({"epoch": epoch, **head_scores(run.model(epoch), test_tokens, induction_tokens)})
+        scores = head_scores(run.model(epoch), test_tokens, induction_tokens) if attention else {}
+        rows.append({"epoch": epoch, **scores})
         if on_checkpoint is not None:
             on_checkpoint(i + 1, len(epochs))
     progress = pd.DataFrame(rows)
@@ -93,12 +92,12 @@ def analyze_sequence_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
     loss_change = phase_change(metrics["train_loss"].to_numpy())
     final = rows[-1]
     heads = [c[len("induction_"):] for c in progress.columns if c.startswith("induction_")]
-    best = max(heads, key=lambda h: final[f"induction_{h}"])
+    best = max(heads, key=lambda h: final[f"induction_{h}"]) if heads else None
     summary = run.summary
     analysis: dict[str, Any] = {
         "format": FORMAT,
         "task": run.config.task.kind,
-        "n_layers": run.config.model.n_layers,
+        "n_layers": getattr(run.config.model, "n_layers", 0),
         "epoch": epochs[-1],
         "grokking_epoch": summary["grokking_epoch"],
         "final": {k: summary[k] for k in ("train_loss", "test_loss", "train_acc", "test_acc")},
@@ -107,9 +106,9 @@ def analyze_sequence_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
         "target_phase_changes": target_changes,
         "heads": {h: {s: final[f"{s}_{h}"] for s in ("prev", "induction", "copying")} for h in heads},
         "induction_head": best,
-        "induction_rise": rise(epochs, progress[f"induction_{best}"].to_numpy()),
+        "induction_rise": rise(epochs, progress[f"induction_{best}"].to_numpy()) if heads else None,
     }
-    if run.config.task.kind == "max_element":
+    if run.config.task.kind == "max_element" and attention:
         analysis["skip_trigrams"] = skip_trigram_evidence(run.model(), data.tokens[split.test][:N_EXAMPLES],
                                                           data.labels[split.test][:N_EXAMPLES])
     analysis["headline"] = headline(analysis)
@@ -137,6 +136,8 @@ def findings(a: dict) -> list[str]:
     """What the heads do, one line each."""
     lines = [f"{n}: phase change at epoch {e}" if e is not None else f"{n}: no phase change by the rule"
              for n, e in a["target_phase_changes"].items()]
+    if not a["heads"]:
+        return lines + ["this model has no attention heads to score"]
     h = a["induction_head"]
     if a["n_layers"] >= 2:  # an induction circuit needs two layers
         lines.append(f"strongest induction head {h}: induction score {a['heads'][h]['induction']:.2f} (rose 10%->90% "

@@ -37,6 +37,8 @@ def target_losses(metrics: pd.DataFrame, analysis: dict) -> go.Figure:
 
 def head_scores(progress: pd.DataFrame) -> go.Figure:
     """Every head's previous-token, induction and copying score over the checkpoints."""
+    if "prev_L0H0" not in progress.columns:
+        raise NotApplicable("This model has no attention heads.")
     kinds = [("prev", "previous-token score"), ("induction", "induction score"), ("copying", "copying score (OV)")]
     fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in kinds], horizontal_spacing=0.06)
     heads = [c[len("prev_"):] for c in progress.columns if c.startswith("prev_")]
@@ -53,6 +55,8 @@ def head_scores(progress: pd.DataFrame) -> go.Figure:
 @torch.no_grad()
 def attention_example(run: Run) -> go.Figure:
     """Each head's attention pattern on the first test example (final weights)."""
+    if run.config.model.kind != "transformer":
+        raise NotApplicable("This model has no attention.")
     data, split = run.task.dataset(), run.task.split()
     tokens = data.tokens[split.test][:1]
     model = run.model()
