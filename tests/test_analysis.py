@@ -178,3 +178,4 @@ def test_pow_sum_is_analysed_in_its_natural_basis(tmp_path):
     assert a["verdict"]["implements_fourier_multiplication"], a["verdict"]["reasons"]
     note = a["coordinates"]
     assert note["sparser"] == "u" and note["embedding_gini_u"] > note["embedding_gini_x"] + 0.2
+    assert a["label_statistics"]["residues_hit"] == 29  # x^3 + y^3 hits every residue mod 29 evenly

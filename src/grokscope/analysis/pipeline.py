@@ -229,6 +229,7 @@ def analyze_modular_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
         "logit_frequency_share": fit.share.tolist(),
         "logit_frequency_alpha": fit.alpha.tolist(),
         "coordinates": coordinates_note(run.task, basis, final_model),
+        "label_statistics": run.task.label_statistics(),
     }
     W_L_ = None
     if mlp is not None:

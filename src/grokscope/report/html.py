@@ -61,6 +61,7 @@ def _facts(run: Run, analysis: dict) -> str:
                  f"{c.task.frac_train:.0%} of pairs for training (split seed {c.task.seed})"),
         ("model", c.model.summary()),
         ("coordinates of the analysis", analysis.get("coordinates", {}).get("basis", "x, y")),
+        ("labels over the p residues", _label_text(analysis.get("label_statistics"))),
         ("training", f"AdamW lr {c.train.lr:g}, weight decay {c.train.weight_decay:g}, {run.summary['final_epoch']:,} "
                      f"epochs, loss in {c.train.loss_dtype}, seed {c.train.seed}"),
         ("key frequencies by method", "; ".join(f"{m}: {v}" for m, v in analysis["key_frequencies_by_method"].items())),
@@ -70,6 +71,13 @@ def _facts(run: Run, analysis: dict) -> str:
         rows.append(("disagreements", "; ".join(analysis["key_frequency_disagreements"])))
     return '<table class="facts">' + "".join(
         f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows) + "</table>"
+
+
+def _label_text(stats: dict | None) -> str:
+    if not stats:
+        return "not recorded"
+    return (f"{stats['residues_hit']} residues hit; entropy {stats['label_entropy_bits']:.3f} of "
+            f"{stats['max_entropy_bits']:.3f} bits; commonest label {stats['top_label_share']:.2%} of pairs")
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
