@@ -239,3 +239,12 @@ def test_an_mlp_on_a_sequence_task_is_analysed_without_heads(tmp_path):
     a = analyze_run(load_run(tmp_path / "mlp"))
     assert a["heads"] == {} and "no attention heads" in a["findings"][-1]
     assert "This model has no attention" in build_report(tmp_path / "mlp").read_text()
+
+
+def test_gcd_runs_are_analysed_although_outputs_outnumber_tokens(tmp_path):
+    """GCD has 20 output classes but 12 input tokens: the induction probe draws only tokens."""
+    config = load_preset("gcd", ["task.n_max=20", "model.d_model=16", "model.n_heads=2", "model.d_head=8",
+                                 "model.d_mlp=32", "train.epochs=20", "train.checkpoint_every=10"])
+    train_run(config, tmp_path / "gcd")
+    a = analyze_run(load_run(tmp_path / "gcd"))
+    assert set(a["heads"]) == {"L0H0", "L0H1"}

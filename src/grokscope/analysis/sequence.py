@@ -76,7 +76,7 @@ def analyze_sequence_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
     t0 = time.perf_counter()
     data, split = run.task.dataset(), run.task.split()
     test_tokens = data.tokens[split.test][:N_EXAMPLES]
-    induction_tokens = repeated_random_tokens(run.task.d_vocab_out, run.task.n_ctx, N_EXAMPLES)
+    induction_tokens = repeated_random_tokens(min(run.task.d_vocab, run.task.d_vocab_out), run.task.n_ctx, N_EXAMPLES)
     epochs = run.checkpoint_epochs
     rows = []
     for i, epoch in enumerate(epochs):
