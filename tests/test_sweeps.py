@@ -202,3 +202,20 @@ def test_bisection_brackets_the_epochs_needed_to_grok(tmp_path):
     path.write_text('preset = "quick"\n[bisect]\nkey = "train.epochs"\nlow = 200\nhigh = 100\nrounds = 3\n')
     result = runner.invoke(app, ["sweep", str(path), "--out", str(tmp_path / "c")])
     assert result.exit_code == 2 and "0 < low < high" in result.stderr
+
+
+def test_a_sweep_of_a_sequence_task_is_summarised_and_reported(tmp_path):
+    path = tmp_path / "seq.toml"
+    path.write_text('preset = "digit_add5"\n[set]\n"task.n_digits" = 2\n"task.n_train" = 200\n"task.n_test" = 50\n'
+                    '"model.d_model" = 16\n"model.n_heads" = 2\n"model.d_head" = 8\n"model.d_mlp" = 32\n'
+                    '"train.batch_size" = 16\n"train.epochs" = 30\n"train.checkpoint_every" = 10\n'
+                    '[axes]\n"train.seed" = [0, 1]\n')
+    runner = CliRunner()
+    out = tmp_path / "s"
+    result = runner.invoke(app, ["sweep", str(path), "--out", str(out), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    table = summarize(out)
+    assert set(table["status"]) == {"done"} and "phase_change_digit0" in table.columns
+    assert all(h.startswith("digit_add:") for h in table["headline"])
+    result = runner.invoke(app, ["sweep", "report", str(out)])
+    assert result.exit_code == 0, result.output

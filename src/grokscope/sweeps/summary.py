@@ -42,8 +42,13 @@ def member_row(path: Path, failures: dict[str, str]) -> dict:
         row["train_loss_spikes"] = len(loss_spikes(metrics["train_loss"].to_numpy()))
     if analysis_path.is_file():
         a = json.loads(analysis_path.read_text())
-        row |= {"key_frequencies": " ".join(map(str, a["key_frequencies"])), "logit_fve": a["final"]["logit_fve"],
-                "implements_fourier_multiplication": a["verdict"]["implements_fourier_multiplication"]}
+        row["headline"] = a.get("headline", "")
+        if "verdict" in a:  # the Fourier analysis of a modular run
+            row |= {"key_frequencies": " ".join(map(str, a["key_frequencies"])), "logit_fve": a["final"]["logit_fve"],
+                    "implements_fourier_multiplication": a["verdict"]["implements_fourier_multiplication"]}
+        else:  # a sequence task: its phase changes
+            row["train_loss_phase_change"] = a["train_loss_phase_change"]
+            row |= {f"phase_change_{n}": e for n, e in a["target_phase_changes"].items()}
     return row
 
 
