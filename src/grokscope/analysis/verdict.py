@@ -31,7 +31,8 @@ class Verdict:
 def decide(analysis: dict, p: int) -> Verdict:
     """Apply the criteria to an analysis dict (see ``pipeline.analyze_run``)."""
     final, freqs = analysis["final"], analysis["key_frequencies"]
-    wave = "cos(w(x+y-z))" if analysis.get("sign", 1) > 0 else "cos(w(x-y-z))"
+    x, y = ("u", "v") if "embedding_gini_u" in analysis.get("coordinates", {}) else ("x", "y")
+    wave = f"cos(w({x}+{y}-z))" if analysis.get("sign", 1) > 0 else f"cos(w({x}-{y}-z))"
     checks: list[tuple[bool, str]] = [
         (final["test_acc"] >= 0.99, f"final test accuracy is {final['test_acc']:.1%} (needs >= 99%)"),
         (1 <= len(freqs) <= p // 4,

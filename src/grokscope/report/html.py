@@ -133,6 +133,7 @@ def modular_page(run: Run, analysis: dict, progress: pd.DataFrame) -> tuple[str,
     metrics = run.metrics
     labels = list(FourierBasis(run.config.task.p).labels)
     sign = "+" if analysis.get("sign", 1) > 0 else "−"
+    x, y = ("u", "v") if "embedding_gini_u" in analysis.get("coordinates", {}) else ("x", "y")
     sections: list[sequence.Section] = [
         ("Memorisation, then grokking",
          "Train loss collapses within a few hundred epochs while test loss rises: the model memorises. "
@@ -154,7 +155,7 @@ def modular_page(run: Run, analysis: dict, progress: pd.DataFrame) -> tuple[str,
          "The best-explained neuron of each key cluster over the (x, y) grid, next to its approximation from its own "
          "frequency's terms alone: the pictures match.",
          lambda: figures.neuron_examples(analysis, arrays)),
-        ("The logits are cos(w(x " + sign + " y − z))",
+        (f"The logits are cos(w({x} {sign} {y} − z))",
          "Left: the centred logits in the 2-D Fourier basis over (x, y) — only products of the same frequency survive. "
          "Right: the share of the logits' variance each frequency's wave explains.",
          lambda: figures.logit_structure(analysis, arrays, labels)),
