@@ -20,7 +20,7 @@ from grokscope.models import MODELS
 from grokscope.report import build_report
 from grokscope.runs import atomic_write_text
 from grokscope.tasks import TASKS
-from grokscope.training.loop import RunSummary, train_run
+from grokscope.training.loop import RunSummary, check_compatible, train_run
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Watch small transformers grok algorithmic tasks, and reverse-engineer what they learned.")
@@ -65,6 +65,7 @@ def counting_progress(label: str, unit: str) -> Progress:
 
 def train_with_progress(config: RunConfig, out: Path) -> RunSummary:
     """Train with a live progress bar showing epoch, train/test loss and accuracy."""
+    check_compatible(config)  # refuse before the bar appears
     cfg = config.train
     columns = [TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"),
                TimeElapsedColumn(), TextColumn("<"), TimeRemainingColumn(), TextColumn("{task.fields[stats]}")]
