@@ -87,6 +87,11 @@ class Task(ABC):
     def n_ctx(self) -> int:
         """Sequence length of every example."""
 
+    @property
+    @abstractmethod
+    def target_positions(self) -> tuple[int, ...]:
+        """Positions whose logits are scored, in target order."""
+
     @abstractmethod
     def dataset(self) -> Dataset:
         """All examples, in a fixed enumeration order."""
@@ -129,11 +134,6 @@ class SampledTask(Task):
     @abstractmethod
     def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``n`` random examples: tokens [n, pos], labels [n, target]."""
-
-    @property
-    @abstractmethod
-    def target_positions(self) -> tuple[int, ...]:
-        """Positions whose logits are scored."""
 
     def dataset(self) -> Dataset:
         want = self.config.n_train + self.config.n_test

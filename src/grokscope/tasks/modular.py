@@ -81,6 +81,10 @@ class ModularTask(Task):
     def n_ctx(self) -> int:
         return 3
 
+    @property
+    def target_positions(self) -> tuple[int, ...]:
+        return (2,)
+
     def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``x`` and ``y`` of every example, in enumeration order; each [example]."""
         p = self.config.p
@@ -142,4 +146,4 @@ class ModularTask(Task):
         equals = torch.full_like(x, self.config.p)
         tokens = torch.stack([x, y, equals], dim=1)  # [example, 3]
         labels = self.label(x, y)[:, None]  # [example, 1]
-        return Dataset(tokens=tokens, labels=labels, target_positions=(2,))
+        return Dataset(tokens=tokens, labels=labels, target_positions=self.target_positions)

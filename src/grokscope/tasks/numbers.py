@@ -63,13 +63,14 @@ class PrimalityTask(Task):
     d_vocab = property(lambda self: self.config.base + 1)
     d_vocab_out = property(lambda self: 2)
     n_ctx = property(lambda self: width_for(self.config.n_max, self.config.base) + 1)
+    target_positions = property(lambda self: (self.n_ctx - 1,))
 
     def dataset(self) -> Dataset:
         c = self.config
         n = torch.arange(c.n_max)
         tokens = torch.cat([written(n, c.base, self.n_ctx - 1), torch.full((c.n_max, 1), c.base)], dim=1)
         labels = torch.tensor([int(is_prime(v)) for v in range(c.n_max)])[:, None]
-        return Dataset(tokens=tokens, labels=labels, target_positions=(self.n_ctx - 1,))
+        return Dataset(tokens=tokens, labels=labels, target_positions=self.target_positions)
 
 
 @TASKS.register
@@ -100,6 +101,7 @@ class GCDTask(Task):
     d_vocab = property(lambda self: self.config.base + 2)
     d_vocab_out = property(lambda self: self.config.n_max)
     n_ctx = property(lambda self: 2 * width_for(self.config.n_max, self.config.base) + 2)
+    target_positions = property(lambda self: (self.n_ctx - 1,))
 
     def dataset(self) -> Dataset:
         c = self.config
@@ -110,4 +112,4 @@ class GCDTask(Task):
         tokens = torch.cat([written(a, c.base, width), torch.full((k, 1), c.base), written(b, c.base, width),
                             torch.full((k, 1), c.base + 1)], dim=1)
         labels = torch.tensor([math.gcd(int(x), int(y)) for x, y in zip(a, b)])[:, None]
-        return Dataset(tokens=tokens, labels=labels, target_positions=(self.n_ctx - 1,))
+        return Dataset(tokens=tokens, labels=labels, target_positions=self.target_positions)

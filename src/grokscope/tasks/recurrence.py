@@ -58,6 +58,7 @@ class FibonacciTask(Task):
     d_vocab = property(lambda self: self.config.p)
     d_vocab_out = property(lambda self: self.config.p)
     n_ctx = property(lambda self: self.config.length - 1)
+    target_positions = property(lambda self: tuple(range(1, self.config.length - 1)))
 
     @property
     def target_names(self) -> list[str]:
@@ -69,7 +70,7 @@ class FibonacciTask(Task):
         while len(terms) < c.length:
             terms.append((terms[-1] + terms[-2]) % c.p)
         sequence = torch.stack(terms, dim=1)  # [example, length]
-        return Dataset(tokens=sequence[:, :-1], labels=sequence[:, 2:], target_positions=tuple(range(1, c.length - 1)))
+        return Dataset(tokens=sequence[:, :-1], labels=sequence[:, 2:], target_positions=self.target_positions)
 
 
 @TASKS.register
@@ -103,6 +104,7 @@ class AddSubTask(Task):
     d_vocab = property(lambda self: self.config.p + 3)
     d_vocab_out = property(lambda self: self.config.p)
     n_ctx = property(lambda self: 4)
+    target_positions = property(lambda self: (3,))
 
     def dataset(self) -> Dataset:
         p = self.config.p
@@ -111,4 +113,4 @@ class AddSubTask(Task):
         plus, minus, equals = torch.full((k,), p), torch.full((k,), p + 1), torch.full((k,), p + 2)
         tokens = torch.cat([torch.stack([x, plus, y, equals], 1), torch.stack([x, minus, y, equals], 1)])
         labels = torch.cat([(x + y) % p, (x - y) % p])[:, None]
-        return Dataset(tokens=tokens, labels=labels, target_positions=(3,))
+        return Dataset(tokens=tokens, labels=labels, target_positions=self.target_positions)

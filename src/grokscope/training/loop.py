@@ -25,7 +25,7 @@ from grokscope.runs import RunPaths, atomic_write_parquet, atomic_write_text, pr
 from grokscope.training import checkpoint
 from grokscope.training.grokfast import GradientFilter, orthogonalise_gradients
 from grokscope.tasks.base import SampledTask
-from grokscope.training.loss import accuracy, cross_entropy, target_losses
+from grokscope.training.loss import accuracy, log_probs_of_labels, scored_mean_loss, target_losses
 from grokscope.training.optim import lr_at, make_optimizer, set_lr
 
 
@@ -96,10 +96,9 @@ def check_compatible(config: RunConfig) -> None:
     if getattr(config.train, "fresh_data", False) and not isinstance(task, SampledTask):
         raise GrokscopeError(f"train.fresh_data needs a task that samples its examples; "
                              f"task {config.task.kind} enumerates them (use train.fresh_data=false)")
-    targets = task.dataset().target_positions if not isinstance(task, SampledTask) else task.target_positions
-    if config.model.kind == "mlp" and list(targets) != [task.n_ctx - 1]:
+    if config.model.kind == "mlp" and list(task.target_positions) != [task.n_ctx - 1]:
         raise GrokscopeError(f"model.kind=mlp predicts one answer at the last position; task {config.task.kind} "
-                             f"scores positions {list(targets)} (use model.kind=transformer)")
+                             f"scores positions {list(task.target_positions)} (use model.kind=transformer)")
 
 
 def batch_source(cfg, task, tokens: torch.Tensor, labels: torch.Tensor) -> Callable[[int], tuple]:
@@ -122,11 +121,12 @@ def batch_source(cfg, task, tokens: torch.Tensor, labels: torch.Tensor) -> Calla
     return minibatch
 
 
-def _losses_by_target(prefix: str, names: list[str] | None, logits, labels, loss_fn) -> dict[str, float]:
-    """``{prefix_name: loss}`` for each named target (empty if the task names none)."""
+def _losses_by_target(prefix: str, names: list[str] | None, picked, labels) -> dict[str, float]:
+    """``{prefix_name: loss}`` for each named target (empty if the task names none), from the
+    same ``log p(label)`` as the mean loss."""
     if not names:
         return {}
-    return {f"{prefix}_{n}": v for n, v in zip(names, target_losses(logits, labels, **loss_fn.keywords))}
+    return {f"{prefix}_{n}": v for n, v in zip(names, target_losses(picked, labels))}
 
 
 def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -> RunSummary:
@@ -145,7 +145,7 @@ def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -
     optimizer = make_optimizer(model, cfg)
     grad_filter = (None if cfg.grokfast == "none" else
                    GradientFilter(model, cfg.grokfast, cfg.grokfast_alpha, cfg.grokfast_lamb, cfg.grokfast_window))
-    loss_fn = partial(cross_entropy, loss_dtype=cfg.loss_dtype, normaliser=cfg.normaliser)
+    log_probs = partial(log_probs_of_labels, loss_dtype=cfg.loss_dtype, normaliser=cfg.normaliser)
     config_dict = config.to_dict()
     schedule = set(checkpoint_schedule(cfg.epochs, cfg.checkpoint_every))
 
@@ -168,17 +168,19 @@ def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -
         tokens, labels = batches(epoch)
         with torch.set_grad_enabled(not final):
             logits = forward(tokens, query_positions)  # [batch, target, d_vocab_out]
-            loss = loss_fn(logits, labels)
+            picked = log_probs(logits, labels)  # [batch, target]
+            loss = scored_mean_loss(picked, labels)
         row = {"epoch": epoch, "train_loss": loss.item(), "train_acc": accuracy(logits, labels),
                "test_loss": math.nan, "test_acc": math.nan,
-               **_losses_by_target("train_loss", names, logits, labels, loss_fn),
+               **_losses_by_target("train_loss", names, picked, labels),
                **{f"test_loss_{n}": math.nan for n in names or []}}
         if final or epoch % cfg.eval_every == 0:
             with torch.no_grad():
                 test_logits = forward(test_tokens, query_positions)
-                row["test_loss"] = loss_fn(test_logits, test_labels).item()
+                test_picked = log_probs(test_logits, test_labels)
+                row["test_loss"] = scored_mean_loss(test_picked, test_labels).item()
                 row["test_acc"] = accuracy(test_logits, test_labels)
-                row |= _losses_by_target("test_loss", names, test_logits, test_labels, loss_fn)
+                row |= _losses_by_target("test_loss", names, test_picked, test_labels)
             if grok is None and row["test_acc"] >= cfg.grok_threshold:
                 grok = epoch
         rows.append(row)

@@ -34,19 +34,22 @@ def log_probs_of_labels(logits: torch.Tensor, labels: torch.Tensor, loss_dtype: 
     return picked if bool(scored.all()) else picked * scored
 
 
-def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, loss_dtype: str = "float64",
-                  normaliser: str = "softmax") -> torch.Tensor:
-    """Mean of ``-log p(label)`` over every scored (example, target) pair: a scalar of ``loss_dtype``."""
-    picked = log_probs_of_labels(logits, labels, loss_dtype, normaliser)
+def scored_mean_loss(picked: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean of ``-log p(label)`` over the scored pairs, from ``log_probs_of_labels``: a scalar."""
     return -picked.sum() / (labels != IGNORE).sum().clamp(min=1)
 
 
-def target_losses(logits: torch.Tensor, labels: torch.Tensor, loss_dtype: str = "float64",
-                  normaliser: str = "softmax") -> list[float]:
-    """The cross-entropy of each target separately (over its scored examples): [target] floats."""
+def target_losses(picked: torch.Tensor, labels: torch.Tensor) -> list[float]:
+    """The cross-entropy of each target separately (over its scored examples), from
+    ``log_probs_of_labels``: [target] floats."""
     with torch.no_grad():
-        picked = log_probs_of_labels(logits, labels, loss_dtype, normaliser)
         return (-picked.sum(0) / (labels != IGNORE).sum(0).clamp(min=1)).tolist()
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, loss_dtype: str = "float64",
+                  normaliser: str = "softmax") -> torch.Tensor:
+    """Mean of ``-log p(label)`` over every scored (example, target) pair: a scalar of ``loss_dtype``."""
+    return scored_mean_loss(log_probs_of_labels(logits, labels, loss_dtype, normaliser), labels)
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
