@@ -153,22 +153,21 @@ def figure_arrays(basis: FourierBasis, W_E, acts: GridActivations, freqs: list[i
     return {**arrays, "neuron_example_meta": meta}
 
 
-def coordinates_note(task, basis: FourierBasis, model) -> dict[str, Any]:
-    """Which coordinates the analysis used, and how sparse W_E is in the Fourier basis over x
-    and over the natural coordinate (Gini of its frequency norms; higher = sparser)."""
-    raw = gini(embedding_frequency_norms(basis, model.W_E.detach()[: basis.p]))
+def coordinates_note(task, basis: FourierBasis, model, natural_norms: torch.Tensor) -> dict[str, Any]:
+    """Which coordinates the analysis used (``axes``), and how sparse W_E is in the Fourier basis
+    over x and over the natural coordinate (Gini of its frequency norms; higher = sparser).
+    ``natural_norms``: W_E's frequency norms in the analysis's coordinates, already computed."""
     if task.natural_coordinates() is None:
-        return {"basis": "x, y", "embedding_gini_x": raw}
+        return {"axes": ["x", "y"], "basis": "x, y", "embedding_gini_x": gini(natural_norms)}
     c = task.config
-    natural = gini(embedding_frequency_norms(basis, number_embedding(model, task)))
-    return {"basis": f"u = x^{c.a} mod {c.p}, v = y^{c.b} mod {c.p} (the task is z = u + v)",
-            "embedding_gini_x": raw, "embedding_gini_u": natural,
-            "sparser": "u" if natural > raw else "x"}
+    raw, natural = gini(embedding_frequency_norms(basis, model.W_E.detach()[: basis.p])), gini(natural_norms)
+    return {"axes": ["u", "v"], "basis": f"u = x^{c.a} mod {c.p}, v = y^{c.b} mod {c.p} (the task is z = u + v)",
+            "embedding_gini_x": raw, "embedding_gini_u": natural, "sparser": "u" if natural > raw else "x"}
 
 
 def coordinate_findings(note: dict[str, Any]) -> list[str]:
     """A line saying in which coordinates the analysis ran, when they are not x and y."""
-    if "embedding_gini_u" not in note:
+    if note["axes"] == ["x", "y"]:
         return []
     return [f"note: analysed in the task's natural coordinates {note['basis']}; W_E's Fourier norms are "
             f"sparser over {note['sparser']} (Gini over u {note['embedding_gini_u']:.2f}, over x {note['embedding_gini_x']:.2f})"]
@@ -228,7 +227,7 @@ def analyze_modular_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
         "embedding_frequency_norms": emb_norms.tolist(),
         "logit_frequency_share": fit.share.tolist(),
         "logit_frequency_alpha": fit.alpha.tolist(),
-        "coordinates": coordinates_note(run.task, basis, final_model),
+        "coordinates": coordinates_note(run.task, basis, final_model, emb_norms),
         "label_statistics": run.task.label_statistics(),
     }
     W_L_ = None

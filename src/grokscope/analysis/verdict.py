@@ -28,10 +28,16 @@ class Verdict:
     reasons: list[str]  # one sentence per criterion, with its number, each starting "pass:" or "fail:"
 
 
+def axes(analysis: dict) -> tuple[str, str]:
+    """Names of the analysis's input coordinates: ("x", "y"), or ("u", "v") for pow_sum in u = x^a."""
+    x, y = analysis.get("coordinates", {}).get("axes", ["x", "y"])
+    return x, y
+
+
 def decide(analysis: dict, p: int) -> Verdict:
     """Apply the criteria to an analysis dict (see ``pipeline.analyze_run``)."""
     final, freqs = analysis["final"], analysis["key_frequencies"]
-    x, y = ("u", "v") if "embedding_gini_u" in analysis.get("coordinates", {}) else ("x", "y")
+    x, y = axes(analysis)
     wave = f"cos(w({x}+{y}-z))" if analysis.get("sign", 1) > 0 else f"cos(w({x}-{y}-z))"
     checks: list[tuple[bool, str]] = [
         (final["test_acc"] >= 0.99, f"final test accuracy is {final['test_acc']:.1%} (needs >= 99%)"),

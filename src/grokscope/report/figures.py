@@ -13,6 +13,8 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from grokscope.analysis.verdict import axes
+
 TEMPLATE = "plotly_white"
 TRAIN, TEST, THIRD, FOURTH = "#1f77b4", "#d62728", "#2ca02c", "#9467bd"
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
@@ -149,6 +151,7 @@ def neuron_examples(analysis: dict, arrays: dict) -> go.Figure:
     if not meta or "neuron_examples" not in arrays:
         raise NotApplicable("No neuron is well explained by a single key frequency, so there is no clean example to show.")
     rows = len(meta)
+    x, y = axes(analysis)
     titles = []
     for m in meta:
         titles += [f"neuron {m['neuron']} (frequency {m['frequency']})", f"its frequency-{m['frequency']} terms (FVE {m['fve']:.0%})"]
@@ -156,9 +159,9 @@ def neuron_examples(analysis: dict, arrays: dict) -> go.Figure:
     for i in range(rows):
         for j, name in enumerate(("neuron_examples", "neuron_examples_approx")):
             fig.add_heatmap(z=arrays[name][i].numpy(), colorscale="RdBu", zmid=0, showscale=False,
-                            hovertemplate="x=%{y}, y=%{x}: %{z:.2f}<extra></extra>", row=i + 1, col=j + 1)
-            fig.update_xaxes(title_text="y", row=i + 1, col=j + 1)
-            fig.update_yaxes(title_text="x", autorange="reversed", row=i + 1, col=j + 1)
+                            hovertemplate=f"{x}=%{{y}}, {y}=%{{x}}: %{{z:.2f}}<extra></extra>", row=i + 1, col=j + 1)
+            fig.update_xaxes(title_text=y, row=i + 1, col=j + 1)
+            fig.update_yaxes(title_text=x, autorange="reversed", row=i + 1, col=j + 1)
     fig.update_layout(template=TEMPLATE, height=300 * rows)
     return fig
 
@@ -169,10 +172,11 @@ def logit_structure(analysis: dict, arrays: dict, labels: list[str]) -> go.Figur
     ks = list(range(1, len(share) + 1))
     key = set(analysis.get("key_frequencies", []))
     sign = "+" if analysis.get("sign", 1) > 0 else "-"
+    x, y = axes(analysis)
     fig = make_subplots(rows=1, cols=2, column_widths=[0.5, 0.5], horizontal_spacing=0.12, subplot_titles=(
-        "norm of the centred logits' 2-D Fourier terms", f"variance explained by cos(w_k(x {sign} y - z))"))
+        "norm of the centred logits' 2-D Fourier terms", f"variance explained by cos(w_k({x} {sign} {y} - z))"))
     fig.add_heatmap(z=arrays["logits_spectrum_2d"].numpy(), x=labels, y=labels, colorscale="Viridis", showscale=False,
-                    hovertemplate="%{y} (x) * %{x} (y): %{z:.1f}<extra></extra>", row=1, col=1)
+                    hovertemplate=f"%{{y}} ({x}) * %{{x}} ({y}): %{{z:.1f}}<extra></extra>", row=1, col=1)
     fig.update_yaxes(autorange="reversed", row=1, col=1)
     add_frequency_bars(fig, ks, share, key, "k=%{x}: %{y:.1%}<extra></extra>", row=1, col=2)
     fig.update_yaxes(tickformat=".0%", row=1, col=2)

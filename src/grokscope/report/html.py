@@ -12,6 +12,7 @@ import pandas as pd
 from plotly.offline import get_plotlyjs
 
 from grokscope.analysis.fourier import FourierBasis
+from grokscope.analysis.verdict import axes
 from grokscope.errors import GrokscopeError
 from grokscope.report import figures, sequence
 from grokscope.runs import Run, atomic_write_text, load_run
@@ -133,7 +134,7 @@ def modular_page(run: Run, analysis: dict, progress: pd.DataFrame) -> tuple[str,
     metrics = run.metrics
     labels = list(FourierBasis(run.config.task.p).labels)
     sign = "+" if analysis.get("sign", 1) > 0 else "−"
-    x, y = ("u", "v") if "embedding_gini_u" in analysis.get("coordinates", {}) else ("x", "y")
+    x, y = axes(analysis)
     sections: list[sequence.Section] = [
         ("Memorisation, then grokking",
          "Train loss collapses within a few hundred epochs while test loss rises: the model memorises. "
