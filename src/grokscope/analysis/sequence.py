@@ -80,7 +80,8 @@ def analyze_sequence_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
     epochs = run.checkpoint_epochs
     rows = []
     for i, epoch in enumerate(epochs):
-        scores = head_scores(run.model(epoch), test_tokens, induction_tokens) if attention else {}
+        model = run.model(epoch)
+        scores = head_scores(model, test_tokens, induction_tokens) if attention else {}
         rows.append({"epoch": epoch, **scores})
         if on_checkpoint is not None:
             on_checkpoint(i + 1, len(epochs))
@@ -109,8 +110,7 @@ def analyze_sequence_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
         "induction_rise": rise(epochs, progress[f"induction_{best}"].to_numpy()) if heads else None,
     }
     if run.config.task.kind == "max_element" and attention:
-        analysis["skip_trigrams"] = skip_trigram_evidence(run.model(), data.tokens[split.test][:N_EXAMPLES],
-                                                          data.labels[split.test][:N_EXAMPLES])
+        analysis["skip_trigrams"] = skip_trigram_evidence(model, test_tokens, data.labels[split.test][:N_EXAMPLES])
     analysis["headline"] = headline(analysis)
     analysis["findings"] = findings(analysis)
     analysis["seconds"] = time.perf_counter() - t0

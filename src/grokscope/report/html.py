@@ -70,6 +70,11 @@ def _facts(run: Run, analysis: dict) -> str:
     ]
     if analysis.get("key_frequency_disagreements"):
         rows.append(("disagreements", "; ".join(analysis["key_frequency_disagreements"])))
+    return _facts_table(rows)
+
+
+def _facts_table(rows: list[tuple[str, object]]) -> str:
+    """(label, value) rows as the page's two-column facts table."""
     return '<table class="facts">' + "".join(
         f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows) + "</table>"
 
@@ -197,8 +202,7 @@ def sequence_page(run: Run, analysis: dict, progress: pd.DataFrame) -> tuple[str
                           f"{run.summary['final_epoch']:,} epochs, seed {c.train.seed}"),
              ("phase-change rule", analysis["phase_change_rule"])]
     intro = (f'<div class="verdict yes"><b>{html.escape(analysis["headline"])}.</b><ul>{findings}</ul></div>'
-             + '<table class="facts">' + "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
-                                                 for k, v in facts) + "</table>")
+             + _facts_table(facts))
     return intro, sequence.sections(run, analysis, run.metrics, progress), {}
 
 

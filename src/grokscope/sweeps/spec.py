@@ -142,24 +142,21 @@ class SweepSpec:
             spec.member_at(bisect["low"]), spec.member_at(bisect["high"])  # both ends must be valid configs
         return spec
 
-    def member_at(self, value: int) -> Member:
-        """The bisection's member with its key at ``value``."""
-        values = {self.bisect["key"]: value}
+    def member(self, values: dict[str, Any]) -> Member:
+        """The member with these axis values on top of the base preset and ``set`` (one core each)."""
         overrides = ["train.threads=1"] + [f"{k}={_text(v)}" for k, v in (self.set | values).items()]
         return Member(values=values, name=member_name(values), config=load_preset(self.preset, overrides))
+
+    def member_at(self, value: int) -> Member:
+        """The bisection's member with its key at ``value``."""
+        return self.member({self.bisect["key"]: value})
 
     def members(self) -> list[Member]:
         """Every point of the grid: each of ``points`` (or the base alone) crossed with the axes,
         in order (the last axis varies fastest)."""
-        base = ["train.threads=1"] + [f"{k}={_text(v)}" for k, v in self.set.items()]  # one core per member
         keys = list(self.axes)
-        out = []
-        for point in self.points or [{}]:
-            for combo in itertools.product(*(self.axes[k] for k in keys)):
-                values = dict(point) | dict(zip(keys, combo))
-                overrides = base + [f"{k}={_text(v)}" for k, v in values.items()]
-                out.append(Member(values=values, name=member_name(values),
-                                  config=load_preset(self.preset, overrides)))
+        out = [self.member(dict(point) | dict(zip(keys, combo)))
+               for point in self.points or [{}] for combo in itertools.product(*(self.axes[k] for k in keys))]
         names = [m.name for m in out]
         if len(set(names)) != len(names):
             raise ValueError("two sweep members have the same values; every point must differ")
