@@ -1,7 +1,15 @@
-"""Per-epoch cost of grokscope's training step vs a plain full-sequence PyTorch model and vs
-the matmul floor of the last-position computation, all measured here, now.
+"""Per-epoch cost of grokscope's training step, early and late in a run, against a plain
+full-sequence PyTorch model and the matmul floor, all measured here, now.
 
-    python benchmarks/bench_epoch.py [--threads N] [--epochs N]
+    python benchmarks/bench_epoch.py [--threads 1 2] [--epochs N] [--run DIR]
+
+The step is the training loop's own (forward, float64 loss, backward, AdamW, subnormal
+flush), timed at an early checkpoint (epoch 500, memorised) and at the last checkpoint of a
+grokked canonical run, where float32 subnormals used to make it several times slower on
+Intel cores. ``--run`` names that run (default ``runs/nanda2023``, as ``make run`` leaves it;
+if it is missing, the canonical run is trained to 100 epochs past grokking first, minutes).
+The late step is also timed without the flush (a plain ``.double()`` cast), to show what
+subnormals cost on this processor.
 
 The floor is the 9 matmuls a last-position model cannot avoid in a plain formulation
 (x @ W_in, h @ W_out, r @ W_U forward, and their two backward products each) at the
@@ -11,14 +19,17 @@ run below the floor.
 
 import argparse
 import time
+from pathlib import Path
 
-from grokscope import load_preset  # first: it sets OpenMP's wait policy before torch loads
+from grokscope import load_preset, load_run, train_run  # first: it sets OpenMP's wait policy before torch loads
 
 import torch  # noqa: E402
-from grokscope.models.folded import folded_logits
-from grokscope.training.loss import cross_entropy
-from grokscope.training.optim import make_optimizer
-from reference_model import PlainTransformer, plain_step
+from grokscope.training import checkpoint  # noqa: E402
+from grokscope.training.loop import training_forward, update  # noqa: E402
+from grokscope.training.loss import log_probs_of_labels, scored_mean_loss  # noqa: E402
+from grokscope.training.optim import make_optimizer  # noqa: E402
+from machine import describe  # noqa: E402
+from reference_model import PlainTransformer, plain_step  # noqa: E402
 
 
 def per_call(fn, repeats: int, warmup: int = 5) -> float:
@@ -30,37 +41,56 @@ def per_call(fn, repeats: int, warmup: int = 5) -> float:
     return (time.perf_counter() - t) / repeats
 
 
+def late_run(path: Path):
+    """A grokked canonical run with checkpoints after grokking (trained here if missing)."""
+    if not (path / "summary.json").is_file():
+        print(f"training the canonical run into {path} (stops 100 epochs after grokking; minutes) ...", flush=True)
+        train_run(load_preset("nanda2023", ["train.stop_after_grok=100"]), path)
+    run = load_run(path)
+    grok = run.summary["grokking_epoch"]
+    if grok is None or run.config.task != load_preset("nanda2023").task:
+        raise SystemExit(f"{path} is not a grokked canonical (x + y) mod 113 run")
+    return run, grok
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--run", type=Path, default=Path("runs/nanda2023"))
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)  # as in training
     torch.utils.deterministic.fill_uninitialized_memory = False
+    run, grok = late_run(args.run)
+    late_epoch = run.checkpoint_epochs[-1]
+    print(describe())
+    print(f"late checkpoint: epoch {late_epoch} of {run.paths.root} (grokked at {grok}); early: epoch 500")
 
     config = load_preset("nanda2023")
     task = config.task.build()
     data, split = task.dataset(), task.split()
     tokens, labels = data.tokens[split.train], data.labels[split.train]
+    query = torch.tensor(data.target_positions)
     n = len(tokens)
 
-    reference = PlainTransformer()
-    ref_opt = torch.optim.AdamW(reference.parameters(), lr=1e-3, weight_decay=1.0, betas=(0.9, 0.98))
-    t_ref = per_call(lambda: plain_step(reference, ref_opt, tokens, labels[:, 0]), max(5, args.epochs // 4))
+    def model_at(epoch: int):
+        model = config.model.build(task.d_vocab, task.d_vocab_out, task.n_ctx)
+        checkpoint.load_weights(model, run.paths.checkpoint(epoch, run.config.train.epochs))
+        return model, make_optimizer(model, config.train)
 
-    model = config.model.build(task.d_vocab, task.d_vocab_out, task.n_ctx)
-    model.init_weights(0)
-    opt = make_optimizer(model, config.train)
-    query = torch.tensor(data.target_positions)
+    def loop_step(model, opt):
+        def step():
+            logits = training_forward(model, config.train)(tokens, query)
+            update(scored_mean_loss(log_probs_of_labels(logits, labels), labels), model, opt, config.train, 1000, None)
+        return step
 
-    def grokscope_step():
-        loss = cross_entropy(folded_logits(model, tokens, query), labels)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    t_ours = per_call(grokscope_step, args.epochs)
+    def unflushed_step(model, opt):
+        def step():
+            logits = training_forward(model, config.train)(tokens, query)
+            (-logits.double().log_softmax(-1).gather(-1, labels[..., None]).mean()).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        return step
 
     d_model, d_mlp, d_out = 128, 512, 113
     x, h = torch.randn(n, d_model), torch.randn(n, d_mlp)
@@ -73,14 +103,26 @@ def main() -> None:
         g_out @ W_out.T; h.T @ g_out  # backward of h @ W_out
         g_U @ W_U.T; x.T @ g_U  # backward of r @ W_U
 
-    t_floor = per_call(floor_matmuls, args.epochs)
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        reference = PlainTransformer()
+        ref_opt = torch.optim.AdamW(reference.parameters(), lr=1e-3, weight_decay=1.0, betas=(0.9, 0.98))
+        t_ref = per_call(lambda: plain_step(reference, ref_opt, tokens, labels[:, 0]), max(5, args.epochs // 4))
+        t_floor = per_call(floor_matmuls, args.epochs)
+        # each step moves the weights a little; from a checkpoint, a few dozen steps stay in its regime
+        t_early = per_call(loop_step(*model_at(500)), args.epochs)
+        t_late = per_call(loop_step(*model_at(late_epoch)), args.epochs)
+        t_late_plain = per_call(unflushed_step(*model_at(late_epoch)), args.epochs)
 
-    print(f"threads={args.threads}, {n} training examples, canonical model")
-    print(f"plain full-sequence reference : {t_ref * 1000:7.1f} ms/epoch")
-    print(f"matmul floor (last position)  : {t_floor * 1000:7.1f} ms/epoch")
-    print(f"grokscope training step       : {t_ours * 1000:7.1f} ms/epoch")
-    print(f"speed-up vs reference         : {t_ref / t_ours:7.2f}x")
-    print(f"grokscope / floor             : {t_ours / t_floor:7.2f}x")
+        print(f"\nthreads={threads}, {n} training examples, canonical model")
+        print(f"plain full-sequence reference  : {t_ref * 1000:7.1f} ms/epoch")
+        print(f"matmul floor (last position)   : {t_floor * 1000:7.1f} ms/epoch")
+        print(f"grokscope step, epoch 500      : {t_early * 1000:7.1f} ms/epoch")
+        print(f"grokscope step, epoch {late_epoch:<9,d}: {t_late * 1000:7.1f} ms/epoch")
+        print(f"  the same without the flush   : {t_late_plain * 1000:7.1f} ms/epoch  (subnormals' cost here: {t_late_plain / t_late:.2f}x)")
+        print(f"late / early                   : {t_late / t_early:7.2f}x")
+        print(f"speed-up vs reference (late)   : {t_ref / t_late:7.2f}x   (early: {t_ref / t_early:.2f}x)")
+        print(f"grokscope / floor (late)       : {t_late / t_floor:7.2f}x")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,10 @@ class GradientFilter:
                     g.add_(total, alpha=self.lamb / self.window)
         self.seen += 1
 
+    def running_tensors(self) -> list[torch.Tensor]:
+        """The filter's running averages and sums (the ring buffer holds past gradients as they were)."""
+        return [*self.ema.values(), *self.total.values()]
+
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Everything needed to resume, as named tensors."""
         out = {f"grokfast.{n}.ema": t for n, t in self.ema.items()}

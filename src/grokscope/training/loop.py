@@ -27,6 +27,7 @@ from grokscope.training.grokfast import GradientFilter, orthogonalise_gradients
 from grokscope.tasks.base import SampledTask
 from grokscope.training.loss import accuracy, log_probs_of_labels, scored_mean_loss, target_losses
 from grokscope.training.optim import lr_at, make_optimizer, set_lr
+from grokscope.training.subnormals import FLUSH_STATE_EVERY, flush_subnormals_, optimizer_state_tensors
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,12 @@ def check_compatible(config: RunConfig) -> None:
                              f"scores positions {list(task.target_positions)} (use model.kind=transformer)")
 
 
+def training_forward(model: torch.nn.Module, cfg) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``forward(tokens, query_positions) -> logits``: the folded path where it is exact and
+    enabled (``train.folded``), else the model itself."""
+    return partial(folded_logits, model) if cfg.folded and supports_folded(model) else model.forward
+
+
 def batch_source(cfg, task, tokens: torch.Tensor, labels: torch.Tensor) -> Callable[[int], tuple]:
     """The examples of step ``epoch``: the whole training set (full batch), or a minibatch drawn
     from it or freshly from the task, by a generator seeded with (train seed, step) so that a
@@ -141,7 +148,7 @@ def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -
     names = task.target_names
 
     model = config.model.build(task.d_vocab, task.d_vocab_out, task.n_ctx)
-    forward = partial(folded_logits, model) if cfg.folded and supports_folded(model) else model.forward
+    forward = training_forward(model, cfg)
     optimizer = make_optimizer(model, cfg)
     grad_filter = (None if cfg.grokfast == "none" else
                    GradientFilter(model, cfg.grokfast, cfg.grokfast_alpha, cfg.grokfast_lamb, cfg.grokfast_window))
@@ -191,14 +198,7 @@ def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -
         if final or stop_early:
             save(epoch)
             break
-        loss.backward()
-        if grad_filter is not None:
-            grad_filter.apply()
-        if cfg.orthograd:
-            orthogonalise_gradients(model)
-        set_lr(optimizer, lr_at(epoch, cfg))
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        update(loss, model, optimizer, cfg, epoch, grad_filter)
         if epoch + 1 in schedule:
             save(epoch + 1)
 
@@ -212,6 +212,25 @@ def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -
     )
     atomic_write_text(paths.summary, json.dumps(summary.to_dict(), indent=2) + "\n")
     return summary
+
+
+def update(loss: torch.Tensor, model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg,
+           epoch: int, grad_filter: GradientFilter | None) -> None:
+    """Optimizer step ``epoch`` from ``loss``: backward, Grokfast filter, ⊥Grad, AdamW at the
+    step's learning rate. The loss's gradient carries no float32 subnormal into the model
+    (training/loss.py), and every ``FLUSH_STATE_EVERY`` steps the state carried from step to
+    step (AdamW's moments, the filter's averages) is cleared of them (training/subnormals.py)."""
+    loss.backward()
+    if grad_filter is not None:
+        grad_filter.apply()
+    if cfg.orthograd:
+        orthogonalise_gradients(model)
+    set_lr(optimizer, lr_at(epoch, cfg))
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    if (epoch + 1) % FLUSH_STATE_EVERY == 0:
+        running = grad_filter.running_tensors() if grad_filter is not None else []
+        flush_subnormals_([*optimizer_state_tensors(optimizer), *running])
 
 
 def _resume(paths: RunPaths, model, optimizer, seed: int, grad_filter) -> tuple[list[dict], int, float]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from grokscope.tasks.base import IGNORE
+from grokscope.training.subnormals import cast_flushing_grad
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -21,9 +22,11 @@ def log_probs_of_labels(logits: torch.Tensor, labels: torch.Tensor, loss_dtype: 
     ``p`` is ``softmax(logits)``, or with ``normaliser="stablemax"`` Prieto et al. (2025)'s
     StableMax: ``s(x) / sum s(x)`` with ``s(x) = x + 1`` for x >= 0 and ``1 / (1 - x)`` below,
     which cannot saturate to exactly 1 the way softmax does in floating point.
+    The gradient that flows back into ``logits`` has its float32 subnormals set to zero
+    (training/subnormals.py says why).
     logits [batch, target, d_vocab_out], labels [batch, target] -> [batch, target].
     """
-    x = logits.to(DTYPES[loss_dtype])
+    x = cast_flushing_grad(logits, DTYPES[loss_dtype])
     if normaliser == "stablemax":
         s = torch.where(x >= 0, x + 1, 1 / (1 - x.clamp(max=0)))
         log_probs = s.log() - s.sum(-1, keepdim=True).log()
