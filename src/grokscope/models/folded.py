@@ -2,12 +2,14 @@
 
 Without LayerNorm, the residual stream entering the block at position ``k`` is
 ``R_k[t] = W_E[t] + W_pos[k]``: a function of the token alone. Everything linear in it can
-be tabulated per (position, token, head) once per step instead of once per example:
+be tabulated per (position, token, head) once per step instead of once per example, for the
+query tokens ``u`` and the (key position, token) pairs ``n`` that occur in the batch (in
+(x + y) mod p: one query token and 2p + 1 key pairs):
 
-- attention scores ``S[k, h, t_q, t_k] = (R_q W_Q + b_Q)[t_q] . (R_k W_K + b_K)[t_k] / sqrt(d_head)``;
+- attention scores ``S[u, n, h] = (R_q W_Q + b_Q)[u] . (R_k W_K + b_K)[n] / sqrt(d_head)``;
 - each head's value output pushed through ``W_O`` and on into both ``W_in`` and ``W_U``:
-  ``T[k, t, h] = (R_k W_V + b_V)[t] W_O[h] [W_in | W_U]``;
-- the query position's own residual ``B[t] = R_q[t] [W_in | W_U]``.
+  ``T[h, n] = (R_k W_V + b_V)[n] W_O[h] [W_in | W_U]``;
+- the query position's own residual ``B[u] = R_q[u] [W_in | W_U]``.
 
 Per example the MLP input and the residual's direct logits are then one weighted sum of
 ``1 + n_keys * n_heads`` table rows (``embedding_bag``, weights = the attention pattern),
@@ -78,23 +80,27 @@ def _logits_at(model: Transformer, tokens: torch.Tensor, q: int) -> torch.Tensor
     W_U = model.unembed.W_U  # [d_model, d_vocab_out]
     W_read = W_U if block.attn_only else torch.cat([block.mlp.W_in, W_U], dim=1)  # [d_model, n_read]
 
-    R = model.embed.W_E[None] + model.pos_embed.W_pos[:n_keys, None]  # [key, d_vocab, d_model]
-    Q = torch.einsum("vm,hmd->vhd", R[q], attn.W_Q) + attn.b_Q  # [d_vocab, head, d_head]
-    K = torch.einsum("kvm,hmd->kvhd", R, attn.W_K) + attn.b_K  # [key, d_vocab, head, d_head]
-    S = torch.einsum("uhd,kvhd->khuv", Q, K) / math.sqrt(d_head)  # [key, head, t_q, t_k]
     t_q, t_k = tokens[:, q], tokens[:, :n_keys]  # [batch], [batch, key]
-    scores = S.reshape(n_keys, n_heads, d_vocab * d_vocab)[
-        torch.arange(n_keys), :, t_q[:, None] * d_vocab + t_k]  # [batch, key, head]
-    pattern = scores.softmax(dim=1)  # [batch, key, head]
+    # rows only for the (position, token) pairs in this batch: query tokens u, key pairs n
+    used_q, inv_q = torch.unique(t_q, return_inverse=True)  # [n_q], [batch]
+    used_k, inv_k = torch.unique(torch.arange(n_keys) * d_vocab + t_k, return_inverse=True)  # [n_k], [batch, key]
+    n_q, n_k = len(used_q), len(used_k)
+    R_q = model.embed.W_E[used_q] + model.pos_embed.W_pos[q]  # [n_q, d_model]
+    R_k = model.embed.W_E[used_k % d_vocab] + model.pos_embed.W_pos[used_k // d_vocab]  # [n_k, d_model]
 
-    V = torch.einsum("kvm,hmd->kvhd", R, attn.W_V) + attn.b_V  # [key, d_vocab, head, d_head]
+    Q = torch.einsum("um,hmd->uhd", R_q, attn.W_Q) + attn.b_Q  # [n_q, head, d_head]
+    K = torch.einsum("nm,hmd->nhd", R_k, attn.W_K) + attn.b_K  # [n_k, head, d_head]
+    S = torch.einsum("uhd,nhd->unh", Q, K) / math.sqrt(d_head)  # [n_q, n_k, head]
+    scores = S.reshape(n_q * n_k, n_heads)[inv_q[:, None] * n_k + inv_k]  # [batch, key, head]
+    pattern = scores.softmax(dim=1).transpose(1, 2)  # [batch, head, key]
+
+    V = torch.einsum("nm,hmd->nhd", R_k, attn.W_V) + attn.b_V  # [n_k, head, d_head]
     OV_read = torch.einsum("hdm,mr->hdr", attn.W_O, W_read)  # [head, d_head, n_read]
-    T = torch.einsum("kvhd,hdr->kvhr", V, OV_read)  # [key, d_vocab, head, n_read]
-    base = R[q] @ W_read + _read_bias(model, W_read)  # [d_vocab, n_read]: the query's own row, every bias folded in
-    table = torch.cat([base, T.reshape(-1, W_read.shape[1])])  # [d_vocab + key*d_vocab*head, n_read]
-    rows = d_vocab + ((torch.arange(n_keys) * d_vocab + t_k)[:, :, None] * n_heads
-                      + torch.arange(n_heads))  # [batch, key, head]
-    bag = torch.cat([t_q[:, None], rows.flatten(1)], dim=1)  # [batch, 1 + key*head], sorted per row
+    T = torch.einsum("nhd,hdr->hnr", V, OV_read)  # [head, n_k, n_read]
+    base = R_q @ W_read + _read_bias(model, W_read)  # [n_q, n_read]: the query's own row, every bias folded in
+    table = torch.cat([base, T.reshape(-1, W_read.shape[1])])  # [n_q + head*n_k, n_read]
+    rows = n_q + torch.arange(n_heads)[:, None] * n_k + inv_k[:, None, :]  # [batch, head, key]
+    bag = torch.cat([inv_q[:, None], rows.flatten(1)], dim=1)  # [batch, 1 + head*key], sorted per row
     weights = torch.cat([torch.ones_like(t_q[:, None], dtype=pattern.dtype), pattern.flatten(1)], dim=1)
     read = RowMix.apply(table, bag, weights)  # [batch, n_read]: MLP pre-activation | direct logits
     if block.attn_only:
