@@ -6,6 +6,8 @@ import functools
 import json
 import math
 import sys
+import time
+from collections import deque
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -72,12 +74,15 @@ def train_with_progress(config: RunConfig, out: Path) -> RunSummary:
     with Progress(*columns, console=console, transient=False) as progress:
         bar = progress.add_task("train", total=cfg.epochs, stats="")
         state = {"test": ""}
+        recent: deque[float] = deque(maxlen=101)  # when the last 101 epochs ended: the speed over 100
 
         def on_epoch(row: dict) -> None:
+            recent.append(time.perf_counter())
             if not math.isnan(row["test_acc"]):
                 state["test"] = f"test loss {row['test_loss']:.3g} acc {row['test_acc']:.1%}"
+            speed = f" | {(recent[-1] - recent[0]) / (len(recent) - 1) * 1000:.1f} ms/epoch" if len(recent) > 1 else ""
             progress.update(bar, completed=row["epoch"],
-                            stats=f"train loss {row['train_loss']:.3g} acc {row['train_acc']:.1%} | {state['test']}")
+                            stats=f"train loss {row['train_loss']:.3g} acc {row['train_acc']:.1%} | {state['test']}{speed}")
 
         summary = train_run(config, out, on_epoch=on_epoch)
         progress.update(bar, completed=summary.final_epoch)
