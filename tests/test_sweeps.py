@@ -156,6 +156,15 @@ def test_sweep_cli(spec_file, tmp_path):
     result = runner.invoke(app, ["sweep", "summary", str(tmp_path / "nothing")])
     assert result.exit_code == 2 and result.stderr.startswith("error: no sweep directory")
 
+    # publish: the summary and each member's small files, never a checkpoint
+    docs = tmp_path / "docs" / "results" / "tiny"
+    result = runner.invoke(app, ["sweep", "publish", str(out), "--to", str(docs)])
+    assert result.exit_code == 0, result.output
+    assert (docs / "summary.csv").read_text() == (out / "summary.csv").read_text()
+    member = docs / "train.seed=1,train.weight_decay=0.3"
+    assert {p.name for p in member.iterdir()} == {"config.json", "summary.json", "analysis.json", "metrics.parquet"}
+    assert not list(docs.rglob("*.safetensors"))
+
 
 @pytest.mark.ray
 @pytest.mark.skipif(not os.environ.get("CI") and __import__("importlib").util.find_spec("ray") is None,

@@ -20,7 +20,7 @@ from grokscope.config import RunConfig, load_preset, preset_names, preset_text
 from grokscope.errors import GrokscopeError
 from grokscope.models import MODELS
 from grokscope.report import build_report
-from grokscope.runs import atomic_write_text
+from grokscope.atomic import atomic_write_text
 from grokscope.tasks import TASKS
 from grokscope.training.loop import RunSummary, check_compatible, train_run
 
@@ -270,6 +270,18 @@ def sweep_summary(out: Path = typer.Argument(..., help="A sweep directory.")) ->
                            "implements_fourier_multiplication") if c in table.columns]
     console.print(table[columns].to_string(index=False), highlight=False, soft_wrap=True)
     console.print(f"wrote {out / 'summary.parquet'} and {out / 'summary.csv'}", highlight=False)
+
+
+@sweep_app.command("publish")
+@user_errors
+def sweep_publish(out: Path = typer.Argument(..., help="A sweep directory."),
+                  to: Path = typer.Option(..., "--to", help="Folder for the results, e.g. docs/results/NAME.")) -> None:
+    """Copy the sweep's summary and each member's config, summary, analysis and metrics (no checkpoints) to a folder."""
+    from grokscope.sweeps.publish import publish
+
+    written = publish(out, to)
+    size = sum(p.stat().st_size for p in written)
+    console.print(f"wrote {len(written)} files ({size / 1e6:.1f} MB) under {to}", highlight=False)
 
 
 @sweep_app.command("report")

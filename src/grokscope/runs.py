@@ -1,4 +1,4 @@
-"""Run directories: layout, atomic writes, and ``load_run`` to read one back.
+"""Run directories: layout, and ``load_run`` to read one back.
 
 A run directory holds::
 
@@ -13,30 +13,18 @@ A run directory holds::
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from grokscope.atomic import atomic_write_text
 from grokscope.config import RunConfig
 from grokscope.errors import GrokscopeError
 from grokscope.training import checkpoint
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)

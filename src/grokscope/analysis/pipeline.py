@@ -23,7 +23,8 @@ from grokscope.analysis.progress import (
     excluded_loss, gini, grid_loss, restricted_loss, softmax_collapse_fraction,
 )
 from grokscope.errors import GrokscopeError
-from grokscope.runs import Run, atomic_write_parquet, atomic_write_text
+from grokscope.atomic import atomic_write_parquet, atomic_write_text
+from grokscope.runs import Run
 from grokscope.training import checkpoint
 
 FORMAT = "grokscope.analysis/1"

@@ -22,7 +22,8 @@ from grokscope.analysis.attention_scores import (
     copying_accuracy, copying_scores, induction_scores, ov_circuits, previous_token_scores, repeated_random_tokens,
 )
 from grokscope.analysis.curves import PHASE_CHANGE_RULE, phase_change, phase_changes
-from grokscope.runs import Run, atomic_write_parquet, atomic_write_text
+from grokscope.atomic import atomic_write_parquet, atomic_write_text
+from grokscope.runs import Run
 
 FORMAT = "grokscope.sequence-analysis/1"
 N_EXAMPLES = 256  # test examples (and repeated random sequences) the attention scores average over

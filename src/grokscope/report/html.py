@@ -15,7 +15,8 @@ from grokscope.analysis.fourier import FourierBasis
 from grokscope.analysis.verdict import axes
 from grokscope.errors import GrokscopeError
 from grokscope.report import figures, sequence
-from grokscope.runs import Run, atomic_write_text, load_run
+from grokscope.atomic import atomic_write_text
+from grokscope.runs import Run, load_run
 
 STYLE = """
 body { font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; max-width: 1180px; margin: 2em auto;

@@ -13,7 +13,8 @@ from plotly.subplots import make_subplots
 
 from grokscope.errors import GrokscopeError
 from grokscope.report.html import STYLE
-from grokscope.runs import atomic_write_text, load_run
+from grokscope.atomic import atomic_write_text
+from grokscope.runs import load_run
 from grokscope.sweeps.spec import SweepSpec
 from grokscope.sweeps.summary import summarize
 

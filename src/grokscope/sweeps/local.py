@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from grokscope.errors import GrokscopeError
-from grokscope.runs import atomic_write_text
+from grokscope.atomic import atomic_write_text
 from grokscope.sweeps.spec import Member, SweepSpec
 
 

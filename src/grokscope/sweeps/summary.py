@@ -19,7 +19,7 @@ import pandas as pd
 from grokscope.analysis.curves import first_below, loss_spikes
 from grokscope.config import RunConfig, flatten
 from grokscope.errors import GrokscopeError
-from grokscope.runs import atomic_write_parquet, atomic_write_text
+from grokscope.atomic import atomic_write_parquet, atomic_write_text
 
 
 def member_row(path: Path, failures: dict[str, str]) -> dict:

@@ -8,7 +8,6 @@ holds the model plus AdamW's moments (``optim.<param>.exp_avg`` ...) of the late
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -17,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from safetensors import safe_open
 from torch import nn
 
+from grokscope.atomic import atomic_write
 from grokscope.errors import GrokscopeError
 
 CHECKPOINT_FORMAT = "grokscope.checkpoint/1"
@@ -24,10 +24,9 @@ OPTIM_FIELDS = ("step", "exp_avg", "exp_avg_sq")
 
 
 def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    """Write a safetensors file via a temporary file and ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    """Write a safetensors file atomically."""
+    atomic_write(path, lambda tmp: save_file({k: v.detach().contiguous() for k, v in tensors.items()},
+                                             str(tmp), metadata=metadata))
 
 
 def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -21,7 +21,8 @@ import torch
 from grokscope.config import RunConfig
 from grokscope.errors import GrokscopeError
 from grokscope.models.folded import folded_logits, supports_folded
-from grokscope.runs import RunPaths, atomic_write_parquet, atomic_write_text, prepare_run_dir
+from grokscope.atomic import atomic_write_parquet, atomic_write_text
+from grokscope.runs import RunPaths, prepare_run_dir
 from grokscope.training import checkpoint
 from grokscope.training.grokfast import GradientFilter, orthogonalise_gradients
 from grokscope.tasks.base import SampledTask

@@ -1,0 +1,41 @@
+"""Copy the small results of a sweep (no checkpoints) into a folder meant for the repository.
+
+``DEST/`` gets the sweep's ``sweep.toml``, ``summary.csv``, ``summary.parquet`` and
+``failures.json`` (if any), and ``DEST/MEMBER/`` each member's ``config.json``,
+``summary.json``, ``analysis.json`` and ``metrics.parquet``: enough to rebuild every table
+and curve without retraining.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grokscope.atomic import atomic_copy
+from grokscope.errors import GrokscopeError
+from grokscope.sweeps.summary import summarize
+
+SWEEP_FILES = ("sweep.toml", "summary.csv", "summary.parquet", "failures.json", "bisection.json")
+MEMBER_FILES = ("config.json", "summary.json", "analysis.json", "analysis_skipped.txt", "metrics.parquet")
+
+
+def publish(out: str | Path, dest: str | Path) -> list[Path]:
+    """Refresh ``out``'s summary and copy its small files to ``dest``; returns the files written."""
+    out, dest = Path(out), Path(dest)
+    table = summarize(out)
+    written = []
+    for name in SWEEP_FILES:
+        written += _copy(out / name, dest / name)
+    for member in table["member"]:
+        for name in MEMBER_FILES:
+            written += _copy(out / member / name, dest / member / name)
+    if not written:
+        raise GrokscopeError(f"{out} has nothing to publish")
+    return written
+
+
+def _copy(source: Path, target: Path) -> list[Path]:
+    if not source.is_file():
+        return []
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_copy(source, target)
+    return [target]
