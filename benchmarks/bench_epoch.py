@@ -21,7 +21,11 @@ import argparse
 import time
 from pathlib import Path
 
-from grokscope import load_preset, load_run, train_run  # first: it sets OpenMP's wait policy before torch loads
+from grokscope.openmp import choose_wait_policy
+
+choose_wait_policy()  # before torch loads, as the grokscope command does
+
+from grokscope import load_preset, load_run, train_run  # noqa: E402
 
 import torch  # noqa: E402
 from grokscope.training import checkpoint  # noqa: E402

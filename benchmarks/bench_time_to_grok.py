@@ -15,7 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from grokscope import load_preset, train_run  # first: it sets OpenMP's wait policy before torch loads
+from grokscope.openmp import choose_wait_policy
+
+choose_wait_policy()  # before torch loads, as the grokscope command does
+
+from grokscope import load_preset, train_run  # noqa: E402
 
 from machine import describe  # noqa: E402
 

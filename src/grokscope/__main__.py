@@ -1,5 +1,5 @@
 """``python -m grokscope`` runs the command-line interface."""
 
-from grokscope.cli import main
+from grokscope.entry import main
 
 main()
