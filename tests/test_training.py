@@ -92,6 +92,31 @@ def test_same_seed_same_metrics_on_two_threads(tmp_path):
     pd.testing.assert_frame_equal(load_run(tmp_path / "a").metrics, load_run(tmp_path / "b").metrics, check_exact=True)
 
 
+def test_a_run_resumes_with_another_thread_count(tmp_path):
+    """Threads (and the folded path) are how a run executes, not what it is: a run started on
+    one thread resumes on two, ends with the metrics of a one-thread run, and summary.json
+    records how the last session executed."""
+    config = load_preset("nanda2023", ["train.epochs=20", "train.threads=1", "train.checkpoint_every=10"])
+    train_run(config, tmp_path / "one")
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_at_12(row):
+        if row["epoch"] == 12:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_run(config, tmp_path / "resumed", on_epoch=stop_at_12)
+    summary = train_run(config.with_overrides(["train.threads=2"]), tmp_path / "resumed")
+    pd.testing.assert_frame_equal(load_run(tmp_path / "one").metrics, load_run(tmp_path / "resumed").metrics,
+                                  check_exact=True)
+    assert summary.execution.threads == 2 and summary.execution.folded
+    assert load_run(tmp_path / "resumed").config.train.threads == 1  # config.json: as started
+    recorded = json.loads((tmp_path / "resumed" / "summary.json").read_text())["execution"]
+    assert recorded["threads"] == 2 and recorded["cpu"] and recorded["torch"] == torch.__version__
+
+
 def test_finished_run_is_not_retrained(tiny_config, tmp_path):
     first = train_run(tiny_config, tmp_path / "run")
     before = os.path.getmtime(tmp_path / "run" / "metrics.parquet")

@@ -134,10 +134,15 @@ class RunConfig:
         """Apply ``part.key=value`` overrides (values read by the field's type)."""
         return RunConfig.from_dict(apply_overrides(self.to_dict(), overrides))
 
-    def diff(self, other: "RunConfig") -> list[str]:
-        """Dotted keys whose values differ between two configs."""
+    def diff(self, other: "RunConfig", ignore: frozenset[str] = frozenset()) -> list[str]:
+        """Dotted keys whose values differ between two configs (``ignore``: keys left out)."""
         a, b = flatten(self.to_dict()), flatten(other.to_dict())
-        return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in ignore)
+
+
+# How a run executes, not what it computes: a resumed run may change them (summary.json
+# records those of the session that finished it). Both change float rounding, not the maths.
+EXECUTION_KEYS = frozenset({"train.threads", "train.folded"})
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

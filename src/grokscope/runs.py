@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from grokscope.atomic import atomic_write_text
-from grokscope.config import RunConfig
+from grokscope.config import EXECUTION_KEYS, RunConfig
 from grokscope.errors import GrokscopeError
 from grokscope.training import checkpoint
 
@@ -78,14 +78,15 @@ def read_config(path: Path) -> RunConfig:
 
 
 def prepare_run_dir(root: Path, config: RunConfig) -> RunPaths:
-    """Create a run directory for ``config``, or check that an existing one holds the same run.
+    """Create a run directory for ``config``, or check that an existing one holds the same run
+    (the same config up to ``EXECUTION_KEYS``; config.json keeps the settings it started with).
 
     Raises GrokscopeError if ``root`` holds a different run or unrelated files.
     """
     paths = RunPaths(Path(root))
     if paths.config.is_file():
         existing = read_config(paths.root)
-        changed = existing.diff(config)
+        changed = existing.diff(config, ignore=EXECUTION_KEYS)
         if changed:
             raise GrokscopeError(
                 f"{paths.root} holds a run with a different config (differs in {', '.join(changed)}); "

@@ -17,9 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from grokscope.analysis.curves import first_below, loss_spikes
+from grokscope.atomic import atomic_write_parquet, atomic_write_text
 from grokscope.config import RunConfig, flatten
 from grokscope.errors import GrokscopeError
-from grokscope.atomic import atomic_write_parquet, atomic_write_text
+from grokscope.training.loop import RunSummary
 
 
 def member_row(path: Path, failures: dict[str, str]) -> dict:
@@ -34,9 +35,10 @@ def member_row(path: Path, failures: dict[str, str]) -> dict:
     if hasattr(task, "label_statistics"):
         row |= task.label_statistics()
     if summary_path.is_file():
-        s = json.loads(summary_path.read_text())
-        row |= {"grokking_epoch": s["grokking_epoch"], "final_epoch": s["final_epoch"], "train_acc": s["train_acc"],
-                "test_acc": s["test_acc"], "test_loss": s["test_loss"], "wall_seconds": s["wall_seconds"]}
+        s = RunSummary.from_dict(json.loads(summary_path.read_text()))
+        row |= {"grokking_epoch": s.grokking_epoch, "final_epoch": s.final_epoch, "train_acc": s.train_acc,
+                "test_acc": s.test_acc, "test_loss": s.test_loss, "wall_seconds": s.wall_seconds,
+                "cpu": s.execution.cpu if s.execution else None}
         metrics = pd.read_parquet(path / "metrics.parquet")
         row["test_loss_below_0.1_epoch"] = first_below(metrics["epoch"], metrics["test_loss"], 0.1)
         row["train_loss_spikes"] = len(loss_spikes(metrics["train_loss"].to_numpy()))

@@ -20,6 +20,7 @@ import torch
 
 from grokscope.config import RunConfig
 from grokscope.errors import GrokscopeError
+from grokscope.hardware import cpu_model
 from grokscope.models.folded import folded_logits, supports_folded
 from grokscope.atomic import atomic_write_parquet, atomic_write_text
 from grokscope.runs import RunPaths, prepare_run_dir
@@ -29,6 +30,16 @@ from grokscope.tasks.base import SampledTask
 from grokscope.training.loss import accuracy, log_probs_of_labels, scored_mean_loss, target_losses
 from grokscope.training.optim import lr_at, make_optimizer, set_lr
 from grokscope.training.subnormals import FLUSH_STATE_EVERY, flush_subnormals_, optimizer_state_tensors
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How the session that finished a run executed it (not part of the run's identity)."""
+
+    threads: int  # torch intra-op threads
+    folded: bool  # whether the folded per-token-table path computed the forward
+    cpu: str  # the processor's model name
+    torch: str  # torch's version
 
 
 @dataclass(frozen=True)
@@ -43,9 +54,15 @@ class RunSummary:
     train_acc: float
     test_acc: float
     wall_seconds: float  # training time summed over every session of this run
+    execution: Execution | None = None  # None in runs finished before it was recorded
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunSummary":
+        execution = data.get("execution")
+        return cls(**{**data, "execution": Execution(**execution) if execution else None})
 
 
 def checkpoint_schedule(epochs: int, every: int) -> list[int]:
@@ -77,7 +94,7 @@ def train_run(config: RunConfig, out: str | Path, on_epoch: EpochCallback | None
     check_compatible(config)
     paths = prepare_run_dir(Path(out), config)
     if paths.summary.is_file():
-        return RunSummary(**json.loads(paths.summary.read_text()))
+        return RunSummary.from_dict(json.loads(paths.summary.read_text()))
     torch.set_num_threads(config.train.threads)
     deterministic = torch.are_deterministic_algorithms_enabled()
     fill = torch.utils.deterministic.fill_uninitialized_memory
@@ -210,6 +227,8 @@ def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -
         train_loss=last["train_loss"], test_loss=last["test_loss"],
         train_acc=last["train_acc"], test_acc=last["test_acc"],
         wall_seconds=wall_before + time.perf_counter() - t0,
+        execution=Execution(threads=cfg.threads, folded=cfg.folded and supports_folded(model),
+                            cpu=cpu_model(), torch=torch.__version__),
     )
     atomic_write_text(paths.summary, json.dumps(summary.to_dict(), indent=2) + "\n")
     return summary
