@@ -14,7 +14,12 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
 from grokscope import load_run
-from grokscope.analysis.pipeline import _rows_for, analyze_run, task_sign
+from grokscope.analysis.pipeline import analyze_run, progress_rows, task_sign
+
+
+def _rows_for(root: str, epochs: list[int], freqs: list[int], sign: int) -> list[dict]:
+    """Progress rows of some checkpoints (a function of picklable arguments, for the process pool)."""
+    return progress_rows(load_run(root), epochs, freqs, sign)
 
 
 def main(path: str) -> None:

@@ -25,10 +25,6 @@ class GridActivations:
     resid_mid: torch.Tensor | None  # [x, y, d_model] float64, residual before the MLP (None if attn-only; 0 for an MLP)
     pattern: torch.Tensor | None  # [x, y, head, key] float64, attention from '=' to each position (None for an MLP)
 
-    @property
-    def p(self) -> int:
-        return self.labels.shape[0]
-
 
 def grid_shape_check(task) -> None:
     """Fourier analyses need every (x, y) pair of a modular task."""

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from grokscope.training.loop import grokking_epoch
+
 FORMED_LOSS = 0.1  # nats: restricted test loss at which the generalising circuit counts as formed
 
 RULES = {
@@ -37,12 +39,6 @@ class Dynamics:
     grokking_epoch: int | None
     phases: dict[str, int | None]  # memorisation_end, circuit_formation_end, cleanup_end
     rules: dict[str, str]
-
-
-def grokking_epoch(metrics: pd.DataFrame, threshold: float) -> int | None:
-    """First evaluated epoch with test accuracy >= threshold."""
-    hit = metrics[metrics["test_acc"] >= threshold]
-    return int(hit["epoch"].iloc[0]) if len(hit) else None
 
 
 def memorisation_end(progress: pd.DataFrame, grok: int | None) -> int | None:
@@ -80,7 +76,7 @@ def cleanup_end(progress: pd.DataFrame, formed: int | None) -> int | None:
 
 def locate_phases(metrics: pd.DataFrame, progress: pd.DataFrame, threshold: float) -> Dynamics:
     """Grokking epoch (from per-epoch metrics) and phase ends (from the per-checkpoint progress table)."""
-    grok = grokking_epoch(metrics, threshold)
+    grok = grokking_epoch(metrics.to_dict("records"), threshold)
     memorised = memorisation_end(progress, grok)
     formed = circuit_formation_end(progress, memorised)
     cleaned = cleanup_end(progress, formed)

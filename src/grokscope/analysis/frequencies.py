@@ -29,7 +29,6 @@ class NeuronClusters:
 
     frequency: torch.Tensor  # [neuron] int64, k in 1..p//2
     fve: torch.Tensor  # [neuron] float64, fraction of variance explained by that frequency's terms
-    fve_by_frequency: torch.Tensor  # [p//2, neuron] float64
     threshold: float  # a neuron is clustered if fve >= threshold
 
     @property
@@ -53,7 +52,7 @@ def neuron_clusters(basis: FourierBasis, activations: torch.Tensor, threshold: f
     per_k = torch.stack([energy[frequency_terms_2d(basis, k)].sum(0) for k in basis.frequencies])
     fve_by_k = torch.where(variance > 0, per_k / variance.clamp_min(1e-300), torch.zeros_like(per_k))
     fve, best = fve_by_k.max(0)
-    return NeuronClusters(frequency=best + 1, fve=fve, fve_by_frequency=fve_by_k, threshold=threshold)
+    return NeuronClusters(frequency=best + 1, fve=fve, threshold=threshold)
 
 
 def logit_waves(p: int, k: int, sign: int = 1) -> torch.Tensor:

@@ -9,7 +9,6 @@ import json
 import math
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -25,6 +24,7 @@ from grokscope.analysis.progress import (
 from grokscope.errors import GrokscopeError
 from grokscope.atomic import atomic_write_parquet, atomic_write_text
 from grokscope.runs import Run
+from grokscope.training.loss import accuracy
 from grokscope.training import checkpoint
 
 FORMAT = "grokscope.analysis/1"
@@ -35,10 +35,6 @@ SIGNS = {"add": 1, "sub": -1}
 def task_sign(run: Run) -> int:
     """+1 if the task's answer is a function of x + y, -1 for x - y; other ops are tested against x + y."""
     return SIGNS.get(run.config.task.op, 1)
-
-
-def accuracy(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> float:
-    return float((logits.argmax(-1) == labels)[mask].double().mean())
 
 
 def weight_norms(model) -> dict[str, float]:
@@ -67,7 +63,7 @@ def progress_row(basis: FourierBasis, model, W_E, acts: GridActivations, freqs: 
     embed_norms = embedding_frequency_norms(basis, W_E)
     row = {
         "train_loss": grid_loss(logits, labels, train), "test_loss": grid_loss(logits, labels, ~train),
-        "train_acc": accuracy(logits, labels, train), "test_acc": accuracy(logits, labels, ~train),
+        "train_acc": accuracy(logits[train], labels[train]), "test_acc": accuracy(logits[~train], labels[~train]),
         "excluded_loss_train": excluded_loss(logits, labels, train, freqs, sign),
         "restricted_loss_train": restricted_loss(logits, labels, train, freqs, sign),
         "restricted_loss_test": restricted_loss(logits, labels, ~train, freqs, sign),
@@ -85,27 +81,18 @@ def progress_row(basis: FourierBasis, model, W_E, acts: GridActivations, freqs: 
     return row
 
 
-def _rows_for(root: str, epochs: list[int], freqs: list[int], sign: int) -> list[dict]:
-    """Progress rows of some checkpoints of a run."""
-    run = Run(Path(root))
-    basis, split = FourierBasis(run.config.task.p), run.task.split()
-    rows = []
-    for epoch in epochs:
-        model = run.model(epoch)
-        acts = grid_activations(model, run.task, split.train)
-        rows.append({"epoch": epoch, **progress_row(basis, model, number_embedding(model, run.task), acts, freqs, sign)})
-    return rows
-
-
 def progress_rows(run: Run, epochs: list[int], freqs: list[int], sign: int, on_checkpoint=None) -> list[dict]:
-    """One progress row per checkpoint, in chunks of 8 (``on_checkpoint(done, total)`` after each).
+    """One progress row per checkpoint (``on_checkpoint(done, total)`` after each).
 
     One process: two worker processes measured slower on this 2-core machine (0.33-0.9x,
     ``benchmarks/bench_analysis.py``); the work is memory-bound.
     """
+    basis, split = FourierBasis(run.config.task.p), run.task.split()
     rows: list[dict] = []
-    for i in range(0, len(epochs), 8):
-        rows += _rows_for(str(run.paths.root), epochs[i:i + 8], freqs, sign)
+    for epoch in epochs:
+        model = run.model(epoch)
+        acts = grid_activations(model, run.task, split.train)
+        rows.append({"epoch": epoch, **progress_row(basis, model, number_embedding(model, run.task), acts, freqs, sign)})
         if on_checkpoint is not None:
             on_checkpoint(len(rows), len(epochs))
     return rows

@@ -96,10 +96,13 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     try:
         analysis = json.loads(analysis_path.read_text())
         progress = pd.read_parquet(run.paths.root / "progress.parquet")
-        page_for = PAGES[analysis["format"]]
-        intro, sections, notes = page_for(run, analysis, progress)
-    except Exception as e:  # a half-written or foreign analysis
+    except (OSError, ValueError) as e:  # unreadable JSON or Parquet (pyarrow's errors are ValueErrors)
         raise GrokscopeError(f"the analysis in {run.paths.root} is incomplete or corrupt ({e}); re-run grokscope analyze") from None
+    fmt = analysis.get("format") if isinstance(analysis, dict) else None
+    if fmt not in PAGES:
+        raise GrokscopeError(f"the analysis in {run.paths.root} is incomplete or corrupt (format {fmt!r} is not one "
+                             f"this version reads: {', '.join(PAGES)}); re-run grokscope analyze")
+    intro, sections, notes = PAGES[fmt](run, analysis, progress)  # a failure here is a bug, and shows as one
     body = []
     for i, (title, caption, build) in enumerate(sections):
         body.append(f"<h2>{html.escape(title)}</h2>")
