@@ -71,3 +71,21 @@ def test_2d_terms_of_a_product_wave():
     assert mask.sum() == 8
     torch.testing.assert_close(C[~mask].norm(), torch.tensor(0.0, dtype=torch.float64), atol=1e-10, rtol=0)
     assert C[basis.index("cos 5"), basis.index("sin 5")] == pytest.approx(p / 2, rel=1e-10)
+
+
+@pytest.mark.parametrize("p", [7, 12, 31, 113])
+def test_basis_agrees_with_torch_fft(p):
+    """Coefficients are the real and imaginary parts of the DFT, scaled: for k < p/2,
+    cos k = sqrt(2/p) Re F[k] and sin k = -sqrt(2/p) Im F[k]; const = F[0]/sqrt(p); for even p,
+    cos p/2 = F[p/2]/sqrt(p)."""
+    basis = FourierBasis(p)
+    values = torch.randn(p, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(p))
+    ours = basis.transform(values)
+    F = torch.fft.fft(values, dim=0)  # [p, 3] complex
+    torch.testing.assert_close(ours[basis.index("const")], F[0].real / math.sqrt(p))
+    for k in basis.frequencies:
+        if 2 * k == p:
+            torch.testing.assert_close(ours[basis.index(f"cos {k}")], F[k].real / math.sqrt(p))
+        else:
+            torch.testing.assert_close(ours[basis.index(f"cos {k}")], F[k].real * math.sqrt(2 / p))
+            torch.testing.assert_close(ours[basis.index(f"sin {k}")], -F[k].imag * math.sqrt(2 / p))

@@ -1,5 +1,6 @@
 """The sequence tasks: encodings, pools, the minibatch trainer with fresh data, and their analysis."""
 
+import math
 import pandas as pd
 import pytest
 import torch
@@ -202,6 +203,9 @@ def test_every_preset_trains(name, tmp_path):
     config = load_preset(name, ["train.epochs=3", "train.threads=1"])
     summary = train_run(config, tmp_path / name)
     assert summary.final_epoch == 3 and (tmp_path / name / "summary.json").is_file()
+    metrics = load_run(tmp_path / name).metrics
+    assert metrics["train_loss"].map(math.isfinite).all() and metrics["train_loss"].iloc[-1] != metrics["train_loss"].iloc[0]
+    assert math.isfinite(summary.test_loss) and 0 <= summary.test_acc <= 1
 
 
 def test_tasks_command_lists_every_task_with_parameters():
