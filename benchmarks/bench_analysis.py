@@ -14,7 +14,8 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
 from grokscope import load_run
-from grokscope.analysis.pipeline import analyze_run, progress_rows, task_sign
+from grokscope.analysis.pipeline import progress_rows, task_sign
+from grokscope.analysis.registry import analyze_run
 
 
 def _rows_for(root: str, epochs: list[int], freqs: list[int], sign: int) -> list[dict]:

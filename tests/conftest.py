@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from grokscope import load_preset, load_run, train_run
-from grokscope.analysis.pipeline import analyze_run
+from grokscope.analysis.registry import analyze_run
 
 
 @pytest.fixture

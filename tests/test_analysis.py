@@ -13,7 +13,7 @@ from grokscope.analysis.activations import grid_activations
 from grokscope.analysis.circuits import W_L
 from grokscope.analysis.dynamics import locate_phases
 from grokscope.analysis.keys import combine_key_frequencies
-from grokscope.analysis.pipeline import analyze_run
+from grokscope.analysis.registry import analyze_run
 from grokscope.analysis.verdict import decide
 from grokscope.cli import app
 from grokscope.tasks import ModularConfig

@@ -3,7 +3,7 @@
 import pytest
 
 from grokscope import load_preset, load_run, train_run
-from grokscope.analysis.pipeline import analyze_run
+from grokscope.analysis.registry import analyze_run
 from grokscope.report import build_report
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from grokscope import load_preset, load_run, train_run
-from grokscope.analysis.pipeline import analyze_run
+from grokscope.analysis.registry import analyze_run
 from grokscope.errors import GrokscopeError
 from grokscope.report import build_report
 from grokscope.tasks import IGNORE, TASKS, DigitAdditionConfig, MaxElementConfig, RepeatedSubsequenceConfig, SortConfig

@@ -121,7 +121,7 @@ def run(
 
 def analyze_with_progress(run_dir: Path) -> dict:
     """Analyse a finished run with a progress bar; print the verdict and where the files went."""
-    from grokscope.analysis.pipeline import analyze_run
+    from grokscope.analysis.registry import analyze_run
     from grokscope.runs import load_run
 
     run_ = load_run(run_dir)

@@ -1,12 +1,11 @@
-"""``analyze_run``: everything ``grokscope analyze`` computes for a modular-arithmetic run.
+"""The modular-arithmetic analysis family: everything ``grokscope analyze`` computes for a modular run.
 
-Writes ``RUN/progress.parquet`` (one row per checkpoint) and ``RUN/analysis.json``.
+Its results: ``RUN/progress.parquet`` (one row per checkpoint), ``RUN/analysis.json`` and the
+figures' arrays in ``RUN/analysis.safetensors`` (written by ``analysis/registry.py``).
 """
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from dataclasses import asdict
 from typing import Any
@@ -21,11 +20,10 @@ from grokscope.analysis.frequencies import embedding_frequency_norms, logit_freq
 from grokscope.analysis.progress import (
     excluded_loss, gini, grid_loss, restricted_loss, softmax_collapse_fraction,
 )
+from grokscope.analysis.registry import AnalysisFamily, Computed, register
 from grokscope.errors import GrokscopeError
-from grokscope.atomic import atomic_write_parquet, atomic_write_text
 from grokscope.runs import Run
 from grokscope.training.loss import accuracy
-from grokscope.training import checkpoint
 
 FORMAT = "grokscope.analysis/1"
 CLUSTER_THRESHOLD = 0.85
@@ -161,23 +159,9 @@ def coordinate_findings(note: dict[str, Any]) -> list[str]:
             f"sparser over {note['sparser']} (Gini over u {note['embedding_gini_u']:.2f}, over x {note['embedding_gini_x']:.2f})"]
 
 
-def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
-    """Analyse a finished run by its task: the Fourier analysis for modular arithmetic, the
-    phase-change and attention-head analysis (``analysis/sequence.py``) for the sequence tasks.
-    Every analysis writes ``analysis.json`` (with a ``headline`` and ``findings``) and
-    ``progress.parquet``."""
-    if not run.complete:
-        raise GrokscopeError(f"run {run.paths.root} is incomplete (no summary.json); finish it first (re-run its command)")
-    if run.config.task.kind == "modular":
-        return analyze_modular_run(run, on_checkpoint)
-    from grokscope.analysis.sequence import analyze_sequence_run
-
-    return analyze_sequence_run(run, on_checkpoint)
-
-
-def analyze_modular_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
-    """Reverse-engineer a modular-arithmetic run; writes ``analysis.json``, ``progress.parquet``
-    and ``analysis.safetensors`` into its directory."""
+def analyze_modular_run(run: Run, on_checkpoint=None) -> Computed:
+    """Reverse-engineer a modular-arithmetic run: the document, the progress table and the
+    figures' arrays (``analysis/registry.py`` writes them)."""
     grid_shape_check(run.task)
     model_cfg = run.config.model
     if not (model_cfg.kind == "mlp" or (model_cfg.kind == "transformer" and model_cfg.n_layers == 1)):
@@ -271,18 +255,30 @@ def analyze_modular_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
     analysis["findings"] = v.reasons + coordinate_findings(analysis["coordinates"])
     analysis["seconds"] = time.perf_counter() - t0
 
-    atomic_write_parquet(run.paths.root / "progress.parquet", progress)
-    checkpoint.atomic_save(arrays, run.paths.root / "analysis.safetensors", {"format": FORMAT})
-    atomic_write_text(run.paths.root / "analysis.json", json.dumps(_finite(analysis), indent=2) + "\n")
-    return analysis
+    return Computed(document=analysis, progress=progress, arrays=arrays)
 
 
-def _finite(value):
-    """JSON has no NaN or infinity: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
+@register
+class ModularFourier(AnalysisFamily):
+    """Nanda et al.'s reverse-engineering of modular arithmetic: key frequencies, neuron
+    clusters, the cos(w(x+y-z)) logits, progress measures, phases, ablations and a verdict."""
+
+    name = "modular"
+    primary = True
+    format = FORMAT
+
+    def applies_to(self, config) -> bool:
+        return config.task.kind == "modular"
+
+    def compute(self, run, document, on_checkpoint=None) -> Computed:
+        return analyze_modular_run(run, on_checkpoint)
+
+    def page(self, run, analysis, progress):
+        from grokscope.report.html import modular_page
+
+        return modular_page(run, analysis, progress)
+
+    def summary_row(self, analysis) -> dict[str, Any]:
+        return {"key_frequencies": " ".join(map(str, analysis["key_frequencies"])),
+                "logit_fve": analysis["final"]["logit_fve"],
+                "implements_fourier_multiplication": analysis["verdict"]["implements_fourier_multiplication"]}

@@ -1,16 +1,16 @@
-"""``analyze_run`` for the sequence tasks (n-digit addition, max element, sorting, repeated
+"""The sequence-task analysis families (n-digit addition, max element, sorting, repeated
 subsequences): phase changes in the loss of each target, and what the attention heads do.
 
 Per checkpoint (``progress.parquet``): every head's previous-token score (on the task's test
 examples), induction score (on repeated random tokens) and copying score (its OV circuit).
 Into ``analysis.json``: the phase change of each named target's train loss and of the train
 loss itself (``curves.phase_change``), when the strongest induction head's score rose (10 % ->
-90 % of its final value), the final scores, and for the max element the skip-trigram evidence.
+90 % of its final value), the final scores; the extensions add the copying head's OV circuit
+(sort, permute, max element) and the skip-trigram evidence (max element).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -22,7 +22,7 @@ from grokscope.analysis.attention_scores import (
     copying_accuracy, copying_scores, induction_scores, ov_circuits, previous_token_scores, repeated_random_tokens,
 )
 from grokscope.analysis.curves import PHASE_CHANGE_RULE, phase_change, phase_changes
-from grokscope.atomic import atomic_write_parquet, atomic_write_text
+from grokscope.analysis.registry import AnalysisFamily, Computed, register
 from grokscope.runs import Run
 
 FORMAT = "grokscope.sequence-analysis/1"
@@ -47,7 +47,7 @@ def head_scores(model, test_tokens: torch.Tensor, induction_tokens: torch.Tensor
                   "copying": copying_scores(ov_circuits(model.W_E, attn.W_V, attn.W_O, model.W_U))}
         for name, values in scores.items():
             for head, value in enumerate(values.tolist()):
-                row[f"{name}_L{layer}H{head}"] = value
+                row[f"{name}_{head_label(layer, head)}"] = value
     return row
 
 
@@ -60,23 +60,12 @@ def rise(epochs: list[int], values: np.ndarray) -> dict[str, int | None]:
     return {"epoch_10": at(0.1), "epoch_90": at(0.9)}
 
 
-@torch.no_grad()
-def skip_trigram_evidence(model, tokens: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """Max element: how often END attends most (summed over heads) to the list's maximum, and the
-    share of values v whose OV circuit's largest output is v itself (the skip trigram ``v .. END -> v``)."""
-    pattern = _patterns(model, tokens)[-1][:, :, -1, :].sum(1)  # [batch, pos]: END's attention
-    at_max = (tokens == labels).float()  # the maximum occurs once
-    attn = model.blocks[-1].attn
-    return {"end_attends_to_max": float((pattern.argmax(-1) == at_max.argmax(-1)).double().mean()),
-            "ov_copying_accuracy": copying_accuracy(ov_circuits(model.W_E, attn.W_V, attn.W_O, model.W_U))}
-
-
-def analyze_sequence_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
-    """Analyse a transformer trained on a sequence task; writes analysis.json and progress.parquet."""
+def analyze_sequence_run(run: Run, on_checkpoint=None) -> Computed:
+    """Analyse a model trained on a sequence task: the document, the per-checkpoint head
+    scores, and the final model's attention patterns on one held-out example (arrays)."""
     attention = run.config.model.kind == "transformer"
     t0 = time.perf_counter()
-    data, split = run.task.dataset(), run.task.split()
-    test_tokens = data.tokens[split.test][:N_EXAMPLES]
+    test_tokens = _test_tokens(run)
     induction_tokens = repeated_random_tokens(min(run.task.d_vocab, run.task.d_vocab_out), run.task.n_ctx, N_EXAMPLES)
     epochs = run.checkpoint_epochs
     rows = []
@@ -110,14 +99,118 @@ def analyze_sequence_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
         "induction_head": best,
         "induction_rise": rise(epochs, progress[f"induction_{best}"].to_numpy()) if heads else None,
     }
-    if run.config.task.kind == "max_element" and attention:
-        analysis["skip_trigrams"] = skip_trigram_evidence(model, test_tokens, data.labels[split.test][:N_EXAMPLES])
     analysis["headline"] = headline(analysis)
     analysis["findings"] = findings(analysis)
     analysis["seconds"] = time.perf_counter() - t0
-    atomic_write_parquet(run.paths.root / "progress.parquet", progress)
-    atomic_write_text(run.paths.root / "analysis.json", json.dumps(analysis, indent=2) + "\n")
-    return analysis
+    arrays = None
+    if attention:  # the final model's patterns on the first held-out example
+        example = test_tokens[:1]
+        arrays = {"example_tokens": example[0].double()}
+        for layer, pattern in enumerate(_patterns(model, example)):
+            for head in range(pattern.shape[1]):
+                arrays[f"pattern_{head_label(layer, head)}"] = pattern[0, head].double()  # [query pos, key pos]
+    return Computed(document=analysis, progress=progress, arrays=arrays)
+
+
+def _test_tokens(run: Run) -> torch.Tensor:
+    """The first ``N_EXAMPLES`` held-out examples: [batch, pos]."""
+    data, split = run.task.dataset(), run.task.split()
+    return data.tokens[split.test][:N_EXAMPLES]
+
+
+@register
+class SequenceTask(AnalysisFamily):
+    """Sequence tasks: phase changes in each target's loss, and what the attention heads do."""
+
+    name = "sequence"
+    primary = True
+    format = FORMAT
+
+    def applies_to(self, config) -> bool:
+        return config.task.kind != "modular"
+
+    def compute(self, run, document, on_checkpoint=None) -> Computed:
+        return analyze_sequence_run(run, on_checkpoint)
+
+    def page(self, run, analysis, progress):
+        from grokscope.report.html import sequence_page
+
+        return sequence_page(run, analysis, progress)
+
+    def summary_row(self, analysis) -> dict[str, Any]:
+        return {"train_loss_phase_change": analysis["train_loss_phase_change"],
+                **{f"phase_change_{n}": e for n, e in analysis["target_phase_changes"].items()}}
+
+
+@register
+class CopyingCircuit(AnalysisFamily):
+    """The OV circuit ``W_E W_V W_O W_U`` of the most copying head (final weights), for the
+    tasks solved by copying: sorting, permuting, the max element."""
+
+    name = "copying_circuit"
+
+    def applies_to(self, config) -> bool:
+        return config.task.kind in ("sort", "permute", "max_element") and config.model.kind == "transformer"
+
+    def compute(self, run, document, on_checkpoint=None) -> Computed:
+        head = max(document["heads"], key=lambda h: document["heads"][h]["copying"])
+        model = run.model()
+        layer, index = next((i, h) for i in range(len(model.blocks)) for h in range(model.blocks[i].attn.n_heads)
+                            if head_label(i, h) == head)
+        attn = model.blocks[layer].attn
+        with torch.no_grad():
+            ov = ov_circuits(model.W_E, attn.W_V, attn.W_O, model.W_U)[index]  # [token, output]
+        return Computed({"head": head, "layer": layer, "head_index": index, "ov": ov.tolist()})
+
+    def sections(self, run, analysis, progress):
+        from grokscope.report.sequence import copying_sections
+
+        return copying_sections(analysis)
+
+
+@register
+class SkipTrigrams(AnalysisFamily):
+    """Max element: how often END attends most (summed over heads) to the list's maximum, its
+    mean attention by an entry's value and rank, and the share of values v whose OV circuit's
+    largest output is v itself (the skip trigram ``v .. END -> v``)."""
+
+    name = "skip_trigrams"
+
+    def applies_to(self, config) -> bool:
+        return config.task.kind == "max_element" and config.model.kind == "transformer"
+
+    def compute(self, run, document, on_checkpoint=None) -> Computed:
+        model = run.model()
+        data, split = run.task.dataset(), run.task.split()
+        tokens, labels = data.tokens[split.test][:N_EXAMPLES], data.labels[split.test][:N_EXAMPLES]
+        with torch.no_grad():
+            pattern = _patterns(model, tokens)[-1][:, :, -1, :].sum(1)  # [batch, pos]: END's attention
+            attn = model.blocks[-1].attn
+            ov_accuracy = copying_accuracy(ov_circuits(model.W_E, attn.W_V, attn.W_O, model.W_U))
+        at_max = (tokens == labels).float()  # the maximum occurs once
+        entries, values = pattern[:, 1:-1], tokens[:, 1:-1]  # the list, without START and END
+        rank = values.argsort(1, descending=True).argsort(1)  # 0 = the maximum
+        frame = pd.DataFrame({"value": values.flatten(), "rank": rank.flatten(), "attention": entries.flatten()})
+        return Computed({
+            "end_attends_to_max": float((pattern.argmax(-1) == at_max.argmax(-1)).double().mean()),
+            "ov_copying_accuracy": ov_accuracy,
+            "attention_by_value": {str(k): v for k, v in frame.groupby("value")["attention"].mean().items()},
+            "attention_by_rank": {str(k): v for k, v in frame.groupby("rank")["attention"].mean().items()},
+        })
+
+    def findings(self, block) -> list[str]:
+        return [f"END attends most to the maximum in {block['end_attends_to_max']:.1%} of test lists; the OV "
+                f"circuit maps {block['ov_copying_accuracy']:.1%} of values to themselves (skip trigrams v .. END -> v)"]
+
+    def sections(self, run, analysis, progress):
+        from grokscope.report.sequence import skip_trigram_sections
+
+        return skip_trigram_sections(analysis)
+
+
+def head_label(layer: int, head: int) -> str:
+    """A head's name in the progress table and the document: ``L{layer}H{head}``."""
+    return f"L{layer}H{head}"
 
 
 def headline(a: dict) -> str:
@@ -147,8 +240,4 @@ def findings(a: dict) -> list[str]:
     lines.append(f"strongest previous-token head {prev}: score {a['heads'][prev]['prev']:.2f}")
     copy = max(a["heads"], key=lambda k: a["heads"][k]["copying"])
     lines.append(f"most copying head {copy}: positive-eigenvalue share of its OV circuit {a['heads'][copy]['copying']:.2f}")
-    if "skip_trigrams" in a:
-        s = a["skip_trigrams"]
-        lines.append(f"END attends most to the maximum in {s['end_attends_to_max']:.1%} of test lists; "
-                     f"the OV circuit maps {s['ov_copying_accuracy']:.1%} of values to themselves (skip trigrams v .. END -> v)")
     return lines

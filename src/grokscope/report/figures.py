@@ -7,10 +7,10 @@ figure would mislead for this run (the page prints that sentence instead).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
-import torch
 from plotly.subplots import make_subplots
 
 from grokscope.analysis.verdict import axes
@@ -158,7 +158,7 @@ def neuron_examples(analysis: dict, arrays: dict) -> go.Figure:
     fig = make_subplots(rows=rows, cols=2, subplot_titles=titles, vertical_spacing=0.3 / rows, horizontal_spacing=0.08)
     for i in range(rows):
         for j, name in enumerate(("neuron_examples", "neuron_examples_approx")):
-            fig.add_heatmap(z=arrays[name][i].numpy(), colorscale="RdBu", zmid=0, showscale=False,
+            fig.add_heatmap(z=arrays[name][i], colorscale="RdBu", zmid=0, showscale=False,
                             hovertemplate=f"{x}=%{{y}}, {y}=%{{x}}: %{{z:.2f}}<extra></extra>", row=i + 1, col=j + 1)
             fig.update_xaxes(title_text=y, row=i + 1, col=j + 1)
             fig.update_yaxes(title_text=x, autorange="reversed", row=i + 1, col=j + 1)
@@ -175,7 +175,7 @@ def logit_structure(analysis: dict, arrays: dict, labels: list[str]) -> go.Figur
     x, y = axes(analysis)
     fig = make_subplots(rows=1, cols=2, column_widths=[0.5, 0.5], horizontal_spacing=0.12, subplot_titles=(
         "norm of the centred logits' 2-D Fourier terms", f"variance explained by cos(w_k({x} {sign} {y} - z))"))
-    fig.add_heatmap(z=arrays["logits_spectrum_2d"].numpy(), x=labels, y=labels, colorscale="Viridis", showscale=False,
+    fig.add_heatmap(z=arrays["logits_spectrum_2d"], x=labels, y=labels, colorscale="Viridis", showscale=False,
                     hovertemplate=f"%{{y}} ({x}) * %{{x}} ({y}): %{{z:.1f}}<extra></extra>", row=1, col=1)
     fig.update_yaxes(autorange="reversed", row=1, col=1)
     add_frequency_bars(fig, ks, share, key, "k=%{x}: %{y:.1%}<extra></extra>", row=1, col=2)
@@ -190,7 +190,7 @@ def embedding_circles(analysis: dict, arrays: dict) -> go.Figure:
     freqs = analysis.get("key_frequencies") or []
     if not freqs or "embedding_circles" not in arrays:
         raise NotApplicable("No key frequencies, so there is no circle to draw.")
-    circles = arrays["embedding_circles"].numpy()
+    circles = arrays["embedding_circles"]
     p = circles.shape[1]
     fig = make_subplots(rows=1, cols=len(freqs), subplot_titles=[f"k = {k}" for k in freqs], horizontal_spacing=0.04)
     for i, k in enumerate(freqs):
@@ -208,7 +208,7 @@ def attention_patterns(arrays: dict) -> go.Figure:
     """Attention paid by '=' to x, per head, over the (x, y) grid (to y is one minus it, less '=')."""
     if "attention_to_x" not in arrays:
         raise NotApplicable("This model has no attention.")
-    to_x = arrays["attention_to_x"].numpy()
+    to_x = arrays["attention_to_x"]
     heads = to_x.shape[0]
     fig = make_subplots(rows=1, cols=heads, subplot_titles=[f"head {h}: '=' attends to x" for h in range(heads)],
                         horizontal_spacing=0.03)
@@ -254,7 +254,9 @@ def ablation_rows(analysis: dict) -> list[tuple[str, str]]:
 
 
 def load_arrays(path) -> dict:
-    """The analysis's figure arrays (``analysis.safetensors``) as CPU tensors."""
-    from safetensors.torch import load_file
+    """The analysis's figure arrays (``analysis.safetensors``) as float64 numpy arrays; {} if there are none."""
+    from safetensors.numpy import load_file
 
-    return {k: v.to(torch.float64) for k, v in load_file(str(path)).items()}
+    if not Path(path).is_file():
+        return {}
+    return {k: v.astype("float64") for k, v in load_file(str(path)).items()}

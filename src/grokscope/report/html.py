@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 from plotly.offline import get_plotlyjs
 
+from grokscope.analysis import registry
 from grokscope.analysis.fourier import FourierBasis
 from grokscope.analysis.verdict import axes
 from grokscope.errors import GrokscopeError
@@ -98,11 +99,13 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         progress = pd.read_parquet(run.paths.root / "progress.parquet")
     except (OSError, ValueError) as e:  # unreadable JSON or Parquet (pyarrow's errors are ValueErrors)
         raise GrokscopeError(f"the analysis in {run.paths.root} is incomplete or corrupt ({e}); re-run grokscope analyze") from None
-    fmt = analysis.get("format") if isinstance(analysis, dict) else None
-    if fmt not in PAGES:
-        raise GrokscopeError(f"the analysis in {run.paths.root} is incomplete or corrupt (format {fmt!r} is not one "
-                             f"this version reads: {', '.join(PAGES)}); re-run grokscope analyze")
-    intro, sections, notes = PAGES[fmt](run, analysis, progress)  # a failure here is a bug, and shows as one
+    try:
+        primary, *extensions = registry.families_in(analysis)
+    except GrokscopeError as e:
+        raise GrokscopeError(f"the analysis in {run.paths.root} is incomplete or corrupt ({e}); re-run grokscope analyze") from None
+    intro, sections, notes = primary.page(run, analysis, progress)  # a failure here is a bug, and shows as one
+    for family in extensions:
+        sections = sections + family.sections(run, analysis, progress)
     body = []
     for i, (title, caption, build) in enumerate(sections):
         body.append(f"<h2>{html.escape(title)}</h2>")
@@ -144,7 +147,7 @@ def modular_page(run: Run, analysis: dict, progress: pd.DataFrame) -> tuple[str,
     labels = list(FourierBasis(run.config.task.p).labels)
     sign = "+" if analysis.get("sign", 1) > 0 else "−"
     x, y = axes(analysis)
-    sections: list[sequence.Section] = [
+    sections: list[registry.Section] = [
         ("Memorisation, then grokking",
          "Train loss collapses within a few hundred epochs while test loss rises: the model memorises. "
          "Test loss falls long after train loss — grokking. Shaded: the phases located by the analysis; dashed: the grokking epoch.",
@@ -209,5 +212,3 @@ def sequence_page(run: Run, analysis: dict, progress: pd.DataFrame) -> tuple[str
              + _facts_table(facts))
     return intro, sequence.sections(run, analysis, run.metrics, progress), {}
 
-
-PAGES = {"grokscope.analysis/1": modular_page, "grokscope.sequence-analysis/1": sequence_page}

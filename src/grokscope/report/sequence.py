@@ -1,20 +1,16 @@
-"""Report sections for the sequence tasks: per-target phase changes and what the heads do."""
+"""Report sections for the sequence tasks: per-target phase changes and what the heads do.
+They draw what the analysis stored (analysis.json, analysis.safetensors); nothing is computed here."""
 
 from __future__ import annotations
 
-from typing import Callable
-
 import pandas as pd
 import plotly.graph_objects as go
-import torch
 from plotly.subplots import make_subplots
 
-from grokscope.analysis.attention_scores import ov_circuits
+from grokscope.analysis.registry import Section
 from grokscope.report import figures
 from grokscope.report.figures import TEMPLATE, NotApplicable
 from grokscope.runs import Run
-
-Section = tuple[str, str, Callable[[], go.Figure]]
 
 
 def target_losses(metrics: pd.DataFrame, analysis: dict) -> go.Figure:
@@ -52,90 +48,67 @@ def head_scores(progress: pd.DataFrame) -> go.Figure:
     return fig
 
 
-@torch.no_grad()
-def attention_example(run: Run) -> go.Figure:
-    """Each head's attention pattern on the first test example (final weights)."""
-    if run.config.model.kind != "transformer":
-        raise NotApplicable("This model has no attention.")
-    data, split = run.task.dataset(), run.task.split()
-    tokens = data.tokens[split.test][:1]
-    model = run.model()
-    names = [f"blocks.{i}.attn.hook_pattern" for i in range(len(model.blocks))]
-    _, cache = model.run_with_cache(tokens, names_filter=names)
-    panels = [(f"L{layer}H{h}", cache[n][0, h]) for layer, n in enumerate(names) for h in range(cache[n].shape[1])]
-    labels = [f"{i}:{t}" for i, t in enumerate(tokens[0].tolist())]
+def attention_example(arrays: dict) -> go.Figure:
+    """Each head's attention pattern on the first held-out example (final weights), from the
+    analysis's arrays."""
+    if "example_tokens" not in arrays:
+        raise NotApplicable("This model has no attention heads.")
+    panels = [(name[len("pattern_"):], arrays[name]) for name in arrays if name.startswith("pattern_")]
+    labels = [f"{i}:{int(t)}" for i, t in enumerate(arrays["example_tokens"].tolist())]
     cols = min(len(panels), 4)
     rows = -(-len(panels) // cols)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[p[0] for p in panels],
                         horizontal_spacing=0.04, vertical_spacing=0.08)
     for i, (_, pattern) in enumerate(panels):
-        fig.add_heatmap(z=pattern.numpy(), x=labels, y=labels, coloraxis="coloraxis", row=i // cols + 1, col=i % cols + 1)
+        fig.add_heatmap(z=pattern, x=labels, y=labels, coloraxis="coloraxis", row=i // cols + 1, col=i % cols + 1)
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(template=TEMPLATE, height=330 * rows, coloraxis=dict(colorscale="Blues", cmin=0, cmax=1),
                       title_text="query position (rows) attends to key position (columns); labels are position:token")
     return fig
 
 
-@torch.no_grad()
-def ov_circuit(run: Run, analysis: dict) -> go.Figure:
+def ov_circuit(block: dict) -> go.Figure:
     """The most copying head's OV circuit ``W_E W_V W_O W_U`` over the values (final weights)."""
-    head = max(analysis["heads"], key=lambda h: analysis["heads"][h]["copying"])
-    layer, index = int(head[1:head.index("H")]), int(head[head.index("H") + 1:])
-    model = run.model()
-    attn = model.blocks[layer].attn
-    ov = ov_circuits(model.W_E, attn.W_V, attn.W_O, model.W_U)[index]
-    fig = go.Figure(go.Heatmap(z=ov.numpy(), colorscale="RdBu", zmid=0, colorbar_title="logit"))
-    fig.update_layout(template=TEMPLATE, height=520, width=600, title_text=f"{head}: token attended to (rows) -> logit of each output (columns)")
+    fig = go.Figure(go.Heatmap(z=block["ov"], colorscale="RdBu", zmid=0, colorbar_title="logit"))
+    fig.update_layout(template=TEMPLATE, height=520, width=600,
+                      title_text=f"{block['head']}: token attended to (rows) -> logit of each output (columns)")
     fig.update_yaxes(autorange="reversed", title_text="token attended to")
     fig.update_xaxes(title_text="output")
     return fig
 
 
-@torch.no_grad()
-def end_attention_by_value(run: Run) -> go.Figure:
-    """Max element: END's attention to a list entry (summed over heads) against the entry's value,
-    and against its rank in the list."""
-    data, split = run.task.dataset(), run.task.split()
-    tokens = data.tokens[split.test][:512]
-    model = run.model()
-    _, cache = model.run_with_cache(tokens, names_filter="blocks.0.attn.hook_pattern")
-    to_entries = cache["blocks.0.attn.hook_pattern"][:, :, -1, 1:-1].sum(1)  # [batch, entry]
-    values = tokens[:, 1:-1]
-    rank = values.argsort(1, descending=True).argsort(1)  # 0 = the maximum
-    frame = pd.DataFrame({"value": values.flatten(), "rank": rank.flatten(), "attention": to_entries.flatten()})
+def end_attention_by_value(block: dict) -> go.Figure:
+    """Max element: END's mean attention to a list entry (summed over heads) against the entry's
+    value, and against its rank in the list."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("by the entry's value", "by its rank in the list (0 = max)"))
     for col, key in enumerate(("value", "rank"), start=1):
-        mean = frame.groupby(key)["attention"].mean()
-        fig.add_bar(x=mean.index, y=mean.values, marker_color=figures.TRAIN, showlegend=False, row=1, col=col)
+        mean = block[f"attention_by_{key}"]
+        fig.add_bar(x=[int(k) for k in mean], y=list(mean.values()), marker_color=figures.TRAIN, showlegend=False,
+                    row=1, col=col)
         fig.update_xaxes(title_text=key, row=1, col=col)
     fig.update_yaxes(title_text="END's attention (sum over heads)", row=1, col=1)
     fig.update_layout(template=TEMPLATE, height=400)
     return fig
 
 
-def copying_sections(run: Run, analysis: dict) -> list[Section]:
+def copying_sections(analysis: dict) -> list[Section]:
     return [("The OV circuit copies",
              "What attending to a token does to the logits, for the head with the highest copying score: a bright "
              "diagonal means attending to v raises the logit of v. Sorting and permuting then only need the right "
-             "attention pattern.", lambda: ov_circuit(run, analysis))]
+             "attention pattern.", lambda: ov_circuit(analysis["copying_circuit"]))]
 
 
-def skip_trigram_sections(run: Run, analysis: dict) -> list[Section]:
+def skip_trigram_sections(analysis: dict) -> list[Section]:
     return [("Skip trigrams: END attends to the largest entry",
              "END's attention to each list entry: it grows with the entry's value and goes to the maximum, and the OV "
-             "circuit (below) turns 'attend to v' into 'predict v': one skip trigram v .. END -> v per value.",
-             lambda: end_attention_by_value(run)), *copying_sections(run, analysis)]
-
-
-TASK_SECTIONS: dict[str, Callable[[Run, dict], list[Section]]] = {
-    "max_element": skip_trigram_sections, "sort": copying_sections, "permute": copying_sections,
-}
+             "circuit (above) turns 'attend to v' into 'predict v': one skip trigram v .. END -> v per value.",
+             lambda: end_attention_by_value(analysis["skip_trigrams"]))]
 
 
 def sections(run: Run, analysis: dict, metrics: pd.DataFrame, progress: pd.DataFrame) -> list[Section]:
-    """The sequence-task report, figure by figure: the generic sections, then the task's own
-    (``TASK_SECTIONS``)."""
-    task_sections = TASK_SECTIONS.get(run.config.task.kind, lambda run, analysis: [])(run, analysis)
+    """The sequence-task report, figure by figure (the extensions' sections follow, added by the
+    report from the analysis registry)."""
+    arrays = figures.load_arrays(run.paths.root / "analysis.safetensors")
     return [
         ("Training curves", "Loss (log scale) and accuracy on the training batches and the held-out examples.",
          lambda: figures.training_curves(metrics, analysis)),
@@ -150,6 +123,5 @@ def sections(run: Run, analysis: dict, metrics: pd.DataFrame, progress: pd.DataF
          "are positive: attending to a token raises that token's logit.",
          lambda: head_scores(progress)),
         ("Attention on one example", "The final model's attention patterns on the first held-out example.",
-         lambda: attention_example(run)),
-        *task_sections,
+         lambda: attention_example(arrays)),
     ]

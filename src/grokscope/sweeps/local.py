@@ -23,7 +23,7 @@ from grokscope.sweeps.spec import Member, SweepSpec
 def run_member(config_dict: dict, out: str) -> str | None:
     """Train one member (one thread) and analyse it when its task supports the analysis.
     Returns None, or the error in one line."""
-    from grokscope.analysis.pipeline import analyze_run
+    from grokscope.analysis.registry import analyze_run
     from grokscope.config import RunConfig
     from grokscope.runs import load_run
     from grokscope.training.loop import train_run

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from grokscope.analysis import registry
 from grokscope.analysis.curves import first_below, loss_spikes
 from grokscope.atomic import atomic_write_parquet, atomic_write_text
 from grokscope.config import RunConfig, flatten
@@ -45,12 +46,8 @@ def member_row(path: Path, failures: dict[str, str]) -> dict:
     if analysis_path.is_file():
         a = json.loads(analysis_path.read_text())
         row["headline"] = a.get("headline", "")
-        if "verdict" in a:  # the Fourier analysis of a modular run
-            row |= {"key_frequencies": " ".join(map(str, a["key_frequencies"])), "logit_fve": a["final"]["logit_fve"],
-                    "implements_fourier_multiplication": a["verdict"]["implements_fourier_multiplication"]}
-        else:  # a sequence task: its phase changes
-            row["train_loss_phase_change"] = a["train_loss_phase_change"]
-            row |= {f"phase_change_{n}": e for n, e in a["target_phase_changes"].items()}
+        for family in registry.families_in(a):
+            row |= family.summary_row(a)
     return row
 
 

@@ -1,0 +1,155 @@
+"""Analysis families, registered by name: the one place that decides which analyses a run gets.
+
+A family declares the runs it applies to (``applies_to``), computes its results
+(``compute``), and provides what draws and tabulates them: report sections and sweep-summary
+columns (``summary_row``). The pipeline, the report, the sweep summary and the CLI iterate
+over the families; none of them dispatches on a task or format string.
+
+Exactly one *primary* family applies to a run. It writes the document ``analysis.json``
+(its ``format`` key names the family's schema, so old run directories still open) and the
+page's introduction (``page``). Every other family that applies is an *extension*: its
+results go under its ``name`` in the same document, and its sections (``sections``) follow
+the primary's on the page. ``analysis.json`` lists the families that computed it under
+``families``, primary first.
+
+A new family is one module: subclass ``AnalysisFamily``, decorate it with ``@register``, and
+import the module (the built-in ones are imported on first use, below).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import pandas as pd
+import torch
+
+from grokscope.atomic import atomic_write_parquet, atomic_write_text
+from grokscope.config import RunConfig
+from grokscope.errors import GrokscopeError
+from grokscope.runs import Run
+from grokscope.training import checkpoint
+
+BUILTIN = ("grokscope.analysis.pipeline", "grokscope.analysis.sequence")
+
+Section = tuple[str, str, Callable[[], Any]]  # title, caption, a function that builds the Plotly figure
+Page = tuple[str, list[Section], dict[str, str]]  # intro HTML, sections, notes shown above a section (by title)
+
+
+@dataclass(frozen=True)
+class Computed:
+    """What a family's ``compute`` returns: its JSON-ready results (the whole document for the
+    primary family, its own block for an extension), and, for the primary, the per-checkpoint
+    progress table and the arrays its figures need (``analysis.safetensors``)."""
+
+    document: dict[str, Any]
+    progress: pd.DataFrame | None = None
+    arrays: dict[str, torch.Tensor] | None = None
+
+
+class AnalysisFamily:
+    """One kind of analysis; subclasses set ``name`` (and ``primary``, ``format``)."""
+
+    name: ClassVar[str]
+    primary: ClassVar[bool] = False
+    format: ClassVar[str | None] = None  # primary families: the analysis.json schema they write
+
+    def applies_to(self, config: RunConfig) -> bool:
+        raise NotImplementedError
+
+    def compute(self, run: Run, document: dict[str, Any] | None, on_checkpoint=None) -> Computed:
+        """Analyse ``run``; an extension also gets the primary's ``document``."""
+        raise NotImplementedError
+
+    def page(self, run: Run, analysis: dict, progress: pd.DataFrame) -> Page:
+        """Primary families: the page's introduction, sections and notes."""
+        raise NotImplementedError
+
+    def findings(self, block: dict[str, Any]) -> list[str]:
+        """Extensions: lines added to the document's findings, from the family's own block."""
+        return []
+
+    def sections(self, run: Run, analysis: dict, progress: pd.DataFrame) -> list[Section]:
+        """Extensions: the report sections drawing ``analysis[self.name]``."""
+        return []
+
+    def summary_row(self, analysis: dict) -> dict[str, Any]:
+        """Columns of the sweep summary for a member with this analysis."""
+        return {}
+
+
+FAMILIES: dict[str, AnalysisFamily] = {}
+
+
+def register(cls: type[AnalysisFamily]) -> type[AnalysisFamily]:
+    """Class decorator: add one instance of the family to the registry, under its name."""
+    if cls.name in FAMILIES and type(FAMILIES[cls.name]) is not cls:
+        raise ValueError(f"an analysis family named {cls.name!r} is already registered")
+    FAMILIES[cls.name] = cls()
+    return cls
+
+
+def unregister(name: str) -> None:
+    FAMILIES.pop(name, None)
+
+
+def _families() -> dict[str, AnalysisFamily]:
+    for module in BUILTIN:
+        importlib.import_module(module)
+    return FAMILIES
+
+
+def applicable(config: RunConfig) -> list[AnalysisFamily]:
+    """The families that apply to a run, the primary first."""
+    found = [f for f in _families().values() if f.applies_to(config)]
+    return sorted(found, key=lambda f: not f.primary)
+
+
+def families_in(analysis: dict) -> list[AnalysisFamily]:
+    """The families that computed a stored analysis, the primary first (found by ``format``)."""
+    fmt = analysis.get("format") if isinstance(analysis, dict) else None
+    primary = [f for f in _families().values() if f.primary and f.format == fmt]
+    if not primary:
+        known = ", ".join(f.format for f in FAMILIES.values() if f.primary)
+        raise GrokscopeError(f"analysis format {fmt!r} is not one this version reads ({known})")
+    names = analysis.get("families", [])[1:]
+    return primary + [FAMILIES[n] for n in names if n in FAMILIES]
+
+
+def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
+    """Analyse a finished run with every family that applies; writes ``analysis.json``,
+    ``progress.parquet`` and (if the primary family stores arrays) ``analysis.safetensors``."""
+    if not run.complete:
+        raise GrokscopeError(f"run {run.paths.root} is incomplete (no summary.json); finish it first (re-run its command)")
+    families = applicable(run.config)
+    if not families or not families[0].primary:
+        raise GrokscopeError(f"no analysis applies to this run (task {run.config.task.kind}, model {run.config.model.kind})")
+    primary, extensions = families[0], families[1:]
+    computed = primary.compute(run, None, on_checkpoint)
+    document = computed.document
+    document["families"] = [f.name for f in families]
+    for family in extensions:
+        block = family.compute(run, document).document
+        document[family.name] = block
+        document.setdefault("findings", []).extend(family.findings(block))
+    root = run.paths.root
+    if computed.progress is not None:
+        atomic_write_parquet(root / "progress.parquet", computed.progress)
+    if computed.arrays is not None:
+        checkpoint.atomic_save(computed.arrays, root / "analysis.safetensors", {"format": primary.format})
+    atomic_write_text(root / "analysis.json", json.dumps(_finite(document), indent=2) + "\n")
+    return document
+
+
+def _finite(value):
+    """JSON has no NaN or infinity: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

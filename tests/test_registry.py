@@ -1,0 +1,90 @@
+"""The analysis registry: a family registered from outside the package reaches analysis.json,
+the report and the sweep summary with no edit to the package; the report only draws."""
+
+import ast
+import json
+from pathlib import Path
+
+import plotly.graph_objects as go
+import pytest
+
+import grokscope
+from grokscope import load_preset, load_run, train_run
+from grokscope.analysis import registry
+from grokscope.report import build_report
+from grokscope.sweeps import SweepSpec, run_local, summarize
+
+
+class WeightCount(registry.AnalysisFamily):
+    """A toy extension: the number of trained parameters and the final train loss, with a bar."""
+
+    name = "toy_weight_count"
+
+    def applies_to(self, config):
+        return config.task.kind == "modular"
+
+    def compute(self, run, document, on_checkpoint=None):
+        model = run.model()
+        return registry.Computed({"parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+                                  "final_train_loss": document["final"]["train_loss"]})
+
+    def findings(self, block):
+        return [f"toy: {block['parameters']:,} trainable parameters"]
+
+    def sections(self, run, analysis, progress):
+        block = analysis[self.name]
+        return [("Toy: parameter count", "A bar of the trainable parameters.",
+                 lambda: go.Figure(go.Bar(x=["parameters"], y=[block["parameters"]])))]
+
+    def summary_row(self, analysis):
+        return {"toy_parameters": analysis[self.name]["parameters"]}
+
+
+@pytest.fixture
+def toy_family():
+    registry.register(WeightCount)
+    yield WeightCount
+    registry.unregister(WeightCount.name)
+
+
+def test_a_family_registered_outside_the_package_is_analysed_reported_and_summarised(toy_family, tmp_path):
+    spec = tmp_path / "sweep.toml"
+    spec.write_text('preset = "quick"\n[set]\n"task.p" = 7\n"model.d_model" = 16\n"model.d_head" = 8\n'
+                    '"model.d_mlp" = 32\n"train.epochs" = 30\n[axes]\n"train.seed" = [0]\n')
+    out = tmp_path / "sweep"
+    assert run_local(SweepSpec.from_toml(spec), out, workers=1) == {}
+    member = next(p for p in out.iterdir() if (p / "config.json").is_file())
+    analysis = json.loads((member / "analysis.json").read_text())
+    assert analysis["families"] == ["modular", "toy_weight_count"]
+    assert analysis["toy_weight_count"]["parameters"] > 0 and "verdict" in analysis  # the primary's keys are kept
+    assert any(line.startswith("toy: ") for line in analysis["findings"])
+    page = build_report(member).read_text()
+    assert "Toy: parameter count" in page and "The embedding becomes sparse" in page
+    assert summarize(out)["toy_parameters"].iloc[0] == analysis["toy_weight_count"]["parameters"]
+
+
+def test_an_analysis_written_before_the_registry_still_reports(grokked, tmp_path):
+    run, analysis = grokked
+    old = {k: v for k, v in analysis.items() if k != "families"}  # analysis.json of version 1 had no "families"
+    (run.paths.root / "analysis.json").write_text(json.dumps(old))
+    try:
+        assert "Neurons cluster by frequency" in build_report(run.paths.root, tmp_path / "old.html").read_text()
+    finally:
+        (run.paths.root / "analysis.json").write_text(json.dumps(analysis))
+
+
+def test_only_one_primary_family_applies_to_each_shipped_preset():
+    for name in grokscope.preset_names():
+        families = registry.applicable(load_preset(name))
+        assert sum(f.primary for f in families) == 1, name
+
+
+def test_no_report_module_imports_torch_or_loads_a_checkpoint():
+    report = Path(grokscope.__file__).parent / "report"
+    for path in report.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not {m for m in imported if m == "torch" or m.startswith(("torch.", "safetensors.torch"))}, path.name
+        calls = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+        assert not calls & {"model", "load_weights", "run_with_cache"}, path.name
