@@ -16,7 +16,7 @@ from grokscope.report.html import STYLE
 from grokscope.atomic import atomic_write_text
 from grokscope.runs import load_run
 from grokscope.sweeps.spec import SweepSpec
-from grokscope.sweeps.summary import summarize
+from grokscope.sweeps.summary import summary_table
 
 SEED_AXES = {"train.seed", "task.seed"}
 
@@ -91,7 +91,7 @@ def key_frequency_counts(table: pd.DataFrame) -> go.Figure:
 def build_sweep_report(out: str | Path) -> Path:
     """Write ``DIR/report.html`` for a sweep directory and return its path."""
     out = Path(out)
-    table = summarize(out)
+    table = summary_table(out)
     spec_path = out / "sweep.toml"
     axes = list(SweepSpec.from_toml(spec_path).axes) if spec_path.is_file() else []
     grid_axes = [a for a in axes if a not in SEED_AXES][:2] or axes[:1]

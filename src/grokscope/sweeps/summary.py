@@ -51,8 +51,8 @@ def member_row(path: Path, failures: dict[str, str]) -> dict:
     return row
 
 
-def summarize(out: str | Path) -> pd.DataFrame:
-    """Build, write and return the summary table of the sweep directory ``out``."""
+def summary_table(out: str | Path) -> pd.DataFrame:
+    """The summary table of the sweep directory ``out``, one row per member (nothing written)."""
     out = Path(out)
     if not out.is_dir():
         raise GrokscopeError(f"no sweep directory at {out}")
@@ -60,7 +60,13 @@ def summarize(out: str | Path) -> pd.DataFrame:
     members = sorted(p for p in out.iterdir() if (p / "config.json").is_file())
     if not members:
         raise GrokscopeError(f"{out} holds no sweep members")
-    table = pd.DataFrame([member_row(p, failures) for p in members])
+    return pd.DataFrame([member_row(p, failures) for p in members])
+
+
+def summarize(out: str | Path) -> pd.DataFrame:
+    """Build, write (summary.parquet, summary.csv) and return the summary table of ``out``."""
+    out = Path(out)
+    table = summary_table(out)
     atomic_write_parquet(out / "summary.parquet", table)
     atomic_write_text(out / "summary.csv", table.to_csv(index=False))
     return table
