@@ -89,8 +89,15 @@ def train_with_progress(config: RunConfig, out: Path) -> RunSummary:
     return summary
 
 
+DIVERGED_EXIT = 3  # the exit status of a run that stopped because something became NaN or infinite
+
+
 def summary_line(summary: RunSummary, out: Path) -> str:
     """One line: grokking epoch, final metrics, wall time and the run path."""
+    if summary.diverged is not None:
+        d = summary.diverged
+        return (f"diverged at epoch {d.epoch:,}: {d.quantity} became NaN or infinite; the last finite weights "
+                f"are the run's last checkpoint; run: {out}")
     grok = (f"grokked at epoch {summary.grokking_epoch:,}" if summary.grokking_epoch is not None
             else "did not grok")
     minutes, seconds = divmod(round(summary.wall_seconds), 60)
@@ -115,6 +122,10 @@ def run(
     out = out or Path("runs") / (preset + ("-full" if full else ""))
     summary = train_with_progress(config, out)
     console.print(summary_line(summary, out), highlight=False, soft_wrap=True)
+    if summary.diverged is not None:
+        raise typer.Exit(DIVERGED_EXIT)
+    if summary.diverged is not None:
+        raise typer.Exit(DIVERGED_EXIT)
     analyze_with_progress(out)
     console.print(f"report: {build_report(out)}", highlight=False, soft_wrap=True)
 
@@ -125,6 +136,7 @@ def analyze_with_progress(run_dir: Path) -> dict:
     from grokscope.runs import load_run
 
     run_ = load_run(run_dir)
+    run_.refuse_if_diverged()  # before the bar appears
     with counting_progress("analysing", "checkpoints") as progress:
         bar = progress.add_task("analyse", total=len(run_.checkpoint_epochs))
         analysis = analyze_run(run_, on_checkpoint=lambda done, total: progress.update(bar, completed=done))
@@ -147,6 +159,8 @@ def train(
     out = out or Path("runs") / preset
     summary = train_with_progress(config, out)
     console.print(summary_line(summary, out), highlight=False, soft_wrap=True)
+    if summary.diverged is not None:
+        raise typer.Exit(DIVERGED_EXIT)
 
 
 @app.command()

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import fnmatch
+import math
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
@@ -54,6 +55,9 @@ class TrainConfig(ConfigPart):
 
     def __post_init__(self) -> None:
         checks = [
+            (0 <= self.seed < 2**63, f"train.seed must be in [0, 2^63); got {self.seed}"),
+            (all(math.isfinite(v) for v in (self.lr, self.weight_decay, *self.betas, self.grokfast_lamb)),
+             "train.lr, train.weight_decay, train.betas and train.grokfast_lamb must be finite"),
             (self.lr > 0, f"train.lr must be positive; got {self.lr}"),
             (self.weight_decay >= 0, f"train.weight_decay must be >= 0; got {self.weight_decay}"),
             (all(0 <= b < 1 for b in self.betas), f"train.betas must be in [0, 1); got {self.betas}"),

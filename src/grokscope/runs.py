@@ -119,6 +119,14 @@ class Run:
             raise GrokscopeError(f"run {self.paths.root} is incomplete (no summary.json); re-run to resume it")
         return json.loads(self.paths.summary.read_text())
 
+    def refuse_if_diverged(self) -> None:
+        """GrokscopeError naming the epoch if the run stopped because it diverged (NaN or infinity)."""
+        diverged = self.summary.get("diverged")
+        if diverged:
+            raise GrokscopeError(f"run {self.paths.root} diverged at epoch {diverged['epoch']:,} "
+                                 f"({diverged['quantity']} became NaN or infinite): nothing to analyse or draw; "
+                                 "its metrics.parquet shows the losses up to then")
+
     @property
     def metrics(self) -> pd.DataFrame:
         if not self.paths.metrics.is_file():

@@ -11,6 +11,7 @@ naming the dotted key when they do not fit.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, ClassVar, Generic, Literal, TypeVar, Union
@@ -129,14 +130,19 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool):
             raise ValueError(f"{key} must be a number; got {value!r}")
+        number = None
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise ValueError(f"{key} must be a number; got {value!r}")
+        if number is None:
+            raise ValueError(f"{key} must be a number; got {value!r}")
+        if not math.isfinite(number):
+            raise ValueError(f"{key} must be a finite number; got {value!r}")
+        return number
     if tp is str:
         if isinstance(value, str):
             return value

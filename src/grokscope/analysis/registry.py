@@ -124,6 +124,7 @@ def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
     ``progress.parquet`` and (if the primary family stores arrays) ``analysis.safetensors``."""
     if not run.complete:
         raise GrokscopeError(f"run {run.paths.root} is incomplete (no summary.json); finish it first (re-run its command)")
+    run.refuse_if_diverged()
     families = applicable(run.config)
     if not families or not families[0].primary:
         raise GrokscopeError(f"no analysis applies to this run (task {run.config.task.kind}, model {run.config.model.kind})")

@@ -91,6 +91,7 @@ def _label_text(stats: dict | None) -> str:
 def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the run's report (default ``RUN/report.html``) and return its path."""
     run = load_run(run_dir)
+    run.refuse_if_diverged()
     analysis_path = run.paths.root / "analysis.json"
     if not analysis_path.is_file():
         raise GrokscopeError(f"{run.paths.root} has no analysis.json; run `grokscope analyze {run.paths.root}` first")

@@ -31,6 +31,8 @@ def member_row(path: Path, failures: dict[str, str]) -> dict:
     row |= {k: (",".join(map(str, v)) if isinstance(v, list) else v) for k, v in flatten(config).items() if k != "format"}
     summary_path, analysis_path = path / "summary.json", path / "analysis.json"
     row["status"] = "failed" if path.name in failures else "done" if summary_path.is_file() else "incomplete"
+    if row["status"] == "done" and json.loads(summary_path.read_text()).get("diverged"):
+        row["status"] = "diverged"
     row["error"] = failures.get(path.name, "").split("\n")[0]
     task = RunConfig.from_dict(config).task.build()
     if hasattr(task, "label_statistics"):

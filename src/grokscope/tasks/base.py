@@ -28,7 +28,9 @@ class TaskConfig(ConfigPart):
         raise NotImplementedError
 
     def check_split(self) -> None:
-        """Validate ``frac_train`` against the size of the input space."""
+        """Validate the split's seed, and ``frac_train`` against the size of the input space."""
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"task.seed must be in [0, 2^63); got {self.seed}")
         if not 0.0 < self.frac_train < 1.0:
             raise ValueError(f"task.frac_train must be in (0, 1); got {self.frac_train}")
         n = self.n_examples

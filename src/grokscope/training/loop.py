@@ -43,26 +43,36 @@ class Execution:
 
 
 @dataclass(frozen=True)
+class Divergence:
+    """Where a run stopped because something became NaN or infinite."""
+
+    epoch: int  # the epoch whose loss was not finite, or whose step's gradient or resulting weights were not
+    quantity: str  # "train_loss", "gradient of NAME" or "weight NAME"
+
+
+@dataclass(frozen=True)
 class RunSummary:
     """What ``summary.json`` records at the end of a run."""
 
     final_epoch: int
     grokking_epoch: int | None  # first evaluated epoch with test_acc >= grok_threshold
-    stopped: str  # "max_epochs" or "grokked" (stop_after_grok epochs after grokking)
+    stopped: str  # "max_epochs", "grokked" (stop_after_grok epochs after grokking) or "diverged"
     train_loss: float
     test_loss: float
     train_acc: float
     test_acc: float
     wall_seconds: float  # training time summed over every session of this run
     execution: Execution | None = None  # None in runs finished before it was recorded
+    diverged: Divergence | None = None  # set when stopped == "diverged"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunSummary":
-        execution = data.get("execution")
-        return cls(**{**data, "execution": Execution(**execution) if execution else None})
+        execution, diverged = data.get("execution"), data.get("diverged")
+        return cls(**{**data, "execution": Execution(**execution) if execution else None,
+                      "diverged": Divergence(**diverged) if diverged else None})
 
 
 def checkpoint_schedule(epochs: int, every: int) -> list[int]:
@@ -181,12 +191,15 @@ def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -
     t0 = time.perf_counter()
 
     def save(epoch: int) -> None:
-        checkpoint.save_weights(model, paths.checkpoint(epoch, cfg.epochs), epoch, config_dict)
         _write_metrics(paths, rows)
+        if first_non_finite(model.named_parameters()) is not None:
+            return  # a diverged run keeps its last finite checkpoint as its last
+        checkpoint.save_weights(model, paths.checkpoint(epoch, cfg.epochs), epoch, config_dict)
         wall = wall_before + time.perf_counter() - t0
         checkpoint.save_resume(model, optimizer, paths.resume, epoch, config_dict, wall_seconds=wall,
                                extra=grad_filter.state_tensors() if grad_filter is not None else None)
 
+    diverged: Divergence | None = None
     model.train()
     for epoch in range(start, cfg.epochs + 1):
         final = epoch == cfg.epochs
@@ -211,36 +224,50 @@ def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -
         rows.append(row)
         if on_epoch is not None:
             on_epoch(row)
+        if not math.isfinite(row["train_loss"]):
+            diverged = Divergence(epoch, "train_loss")
         stop_early = (grok is not None and cfg.stop_after_grok is not None
                       and not math.isnan(row["test_acc"]) and epoch >= grok + cfg.stop_after_grok)
-        if final or stop_early:
+        if final or stop_early or diverged is not None:
             save(epoch)
             break
-        update(loss, model, optimizer, cfg, epoch, grad_filter)
+        bad = update(loss, model, optimizer, cfg, epoch, grad_filter)
+        if bad is not None:
+            diverged = Divergence(epoch, bad)
+            save(epoch)  # the weights of this epoch if the step was refused, else only the metrics
+            break
         if epoch + 1 in schedule:
             save(epoch + 1)
 
     last = rows[-1]
     summary = RunSummary(
         final_epoch=int(last["epoch"]), grokking_epoch=grok,
-        stopped="max_epochs" if last["epoch"] == cfg.epochs else "grokked",
+        stopped="diverged" if diverged else "max_epochs" if last["epoch"] == cfg.epochs else "grokked",
         train_loss=last["train_loss"], test_loss=last["test_loss"],
         train_acc=last["train_acc"], test_acc=last["test_acc"],
         wall_seconds=wall_before + time.perf_counter() - t0,
         execution=Execution(threads=cfg.threads, folded=cfg.folded and supports_folded(model),
                             cpu=cpu_model(), torch=torch.__version__),
+        diverged=diverged,
     )
     atomic_write_text(paths.summary, json.dumps(summary.to_dict(), indent=2) + "\n")
     return summary
 
 
 def update(loss: torch.Tensor, model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg,
-           epoch: int, grad_filter: GradientFilter | None) -> None:
+           epoch: int, grad_filter: GradientFilter | None) -> str | None:
     """Optimizer step ``epoch`` from ``loss``: backward, Grokfast filter, ⊥Grad, AdamW at the
     step's learning rate. The loss's gradient carries no float32 subnormal into the model
     (training/loss.py), and every ``FLUSH_STATE_EVERY`` steps the state carried from step to
-    step (AdamW's moments, the filter's averages) is cleared of them (training/subnormals.py)."""
+    step (AdamW's moments, the filter's averages) is cleared of them (training/subnormals.py).
+
+    Returns None, or what became non-finite: "gradient of NAME" (the step is then not taken,
+    so the weights stay finite) or "weight NAME" (after the step)."""
     loss.backward()
+    bad = first_non_finite((n, p.grad) for n, p in model.named_parameters())
+    if bad is not None:
+        optimizer.zero_grad(set_to_none=True)
+        return f"gradient of {bad}"
     if grad_filter is not None:
         grad_filter.apply()
     if cfg.orthograd:
@@ -251,6 +278,17 @@ def update(loss: torch.Tensor, model: torch.nn.Module, optimizer: torch.optim.Op
     if (epoch + 1) % FLUSH_STATE_EVERY == 0:
         running = grad_filter.running_tensors() if grad_filter is not None else []
         flush_subnormals_([*optimizer_state_tensors(optimizer), *running])
+    bad = first_non_finite(model.named_parameters())
+    return None if bad is None else f"weight {bad}"
+
+
+def first_non_finite(named) -> str | None:
+    """The name of the first of these (name, tensor) pairs with a NaN or infinite entry, or None
+    (~0.04 ms for the canonical model's weights)."""
+    for name, t in named:
+        if t is not None and not bool(torch.isfinite(t).all()):
+            return name
+    return None
 
 
 def _resume(paths: RunPaths, model, optimizer, seed: int, grad_filter) -> tuple[list[dict], int, float]:
