@@ -30,6 +30,7 @@ import torch
 from grokscope.atomic import atomic_write_parquet, atomic_write_text
 from grokscope.config import RunConfig
 from grokscope.errors import GrokscopeError
+from grokscope.lock import run_lock
 from grokscope.runs import Run
 from grokscope.training import checkpoint
 
@@ -129,19 +130,20 @@ def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
     if not families or not families[0].primary:
         raise GrokscopeError(f"no analysis applies to this run (task {run.config.task.kind}, model {run.config.model.kind})")
     primary, extensions = families[0], families[1:]
-    computed = primary.compute(run, None, on_checkpoint)
-    document = computed.document
-    document["families"] = [f.name for f in families]
-    for family in extensions:
-        block = family.compute(run, document).document
-        document[family.name] = block
-        document.setdefault("findings", []).extend(family.findings(block))
     root = run.paths.root
-    if computed.progress is not None:
-        atomic_write_parquet(root / "progress.parquet", computed.progress)
-    if computed.arrays is not None:
-        checkpoint.atomic_save(computed.arrays, root / "analysis.safetensors", {"format": primary.format})
-    atomic_write_text(root / "analysis.json", json.dumps(_finite(document), indent=2) + "\n")
+    with run_lock(root, "grokscope analyze"):
+        computed = primary.compute(run, None, on_checkpoint)
+        document = computed.document
+        document["families"] = [f.name for f in families]
+        for family in extensions:
+            block = family.compute(run, document).document
+            document[family.name] = block
+            document.setdefault("findings", []).extend(family.findings(block))
+        if computed.progress is not None:
+            atomic_write_parquet(root / "progress.parquet", computed.progress)
+        if computed.arrays is not None:
+            checkpoint.atomic_save(computed.arrays, root / "analysis.safetensors", {"format": primary.format})
+        atomic_write_text(root / "analysis.json", json.dumps(_finite(document), indent=2) + "\n")
     return document
 
 

@@ -15,6 +15,7 @@ from grokscope.analysis import registry
 from grokscope.analysis.fourier import FourierBasis
 from grokscope.analysis.verdict import axes
 from grokscope.errors import GrokscopeError
+from grokscope.lock import run_lock
 from grokscope.report import figures, sequence
 from grokscope.atomic import atomic_write_text
 from grokscope.runs import Run, load_run
@@ -91,6 +92,11 @@ def _label_text(stats: dict | None) -> str:
 def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the run's report (default ``RUN/report.html``) and return its path."""
     run = load_run(run_dir)
+    with run_lock(run.paths.root, "grokscope report"):
+        return _write_report(run, out)
+
+
+def _write_report(run: Run, out: str | Path | None) -> Path:
     run.refuse_if_diverged()
     analysis_path = run.paths.root / "analysis.json"
     if not analysis_path.is_file():

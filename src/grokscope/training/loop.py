@@ -21,6 +21,7 @@ import torch
 from grokscope.config import RunConfig
 from grokscope.errors import GrokscopeError
 from grokscope.hardware import cpu_model
+from grokscope.lock import run_lock
 from grokscope.models.folded import folded_logits, supports_folded
 from grokscope.atomic import atomic_write_parquet, atomic_write_text
 from grokscope.runs import RunPaths, prepare_run_dir
@@ -103,20 +104,21 @@ def train_run(config: RunConfig, out: str | Path, on_epoch: EpochCallback | None
     """
     check_compatible(config)
     paths = prepare_run_dir(Path(out), config)
-    if paths.summary.is_file():
-        return RunSummary.from_dict(json.loads(paths.summary.read_text()))
-    torch.set_num_threads(config.train.threads)
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    fill = torch.utils.deterministic.fill_uninitialized_memory
-    torch.use_deterministic_algorithms(True)  # bitwise-repeatable on several threads too, at no measured cost
-    # Deterministic mode NaN-fills every new tensor; no kernel here reads uninitialised memory, and
-    # the fills cost ~5 % of an epoch (measured in benchmarks/bench_epoch.py).
-    torch.utils.deterministic.fill_uninitialized_memory = False
-    try:
-        return _train(config, paths, on_epoch)
-    finally:
-        torch.use_deterministic_algorithms(deterministic)
-        torch.utils.deterministic.fill_uninitialized_memory = fill
+    with run_lock(paths.root, "grokscope train"):
+        if paths.summary.is_file():
+            return RunSummary.from_dict(json.loads(paths.summary.read_text()))
+        torch.set_num_threads(config.train.threads)
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        fill = torch.utils.deterministic.fill_uninitialized_memory
+        torch.use_deterministic_algorithms(True)  # bitwise-repeatable on several threads too, at no measured cost
+        # Deterministic mode NaN-fills every new tensor; no kernel here reads uninitialised memory, and
+        # the fills cost ~5 % of an epoch (measured in benchmarks/bench_epoch.py).
+        torch.utils.deterministic.fill_uninitialized_memory = False
+        try:
+            return _train(config, paths, on_epoch)
+        finally:
+            torch.use_deterministic_algorithms(deterministic)
+            torch.utils.deterministic.fill_uninitialized_memory = fill
 
 
 def check_compatible(config: RunConfig) -> None:
