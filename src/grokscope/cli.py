@@ -19,8 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from grokscope.config import RunConfig, load_preset, preset_names, preset_text
 from grokscope.errors import GrokscopeError
 from grokscope.models import MODELS
-from grokscope.report import build_report
 from grokscope.atomic import atomic_write_text
+from grokscope.report import build_report
+from grokscope.sizing import parse_size
 from grokscope.tasks import TASKS
 from grokscope.training.loop import RunSummary, check_compatible, train_run
 
@@ -65,9 +66,10 @@ def counting_progress(label: str, unit: str) -> Progress:
                     TimeElapsedColumn(), console=console)
 
 
-def train_with_progress(config: RunConfig, out: Path) -> RunSummary:
+def train_with_progress(config: RunConfig, out: Path, max_memory: Optional[str] = None) -> RunSummary:
     """Train with a live progress bar showing epoch, train/test loss and accuracy."""
-    check_compatible(config)  # refuse before the bar appears
+    limit = parse_size(max_memory) if max_memory is not None else None
+    check_compatible(config, limit)  # refuse before the bar appears
     cfg = config.train
     columns = [TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"),
                TimeElapsedColumn(), TextColumn("<"), TimeRemainingColumn(), TextColumn("{task.fields[stats]}")]
@@ -84,7 +86,7 @@ def train_with_progress(config: RunConfig, out: Path) -> RunSummary:
             progress.update(bar, completed=row["epoch"],
                             stats=f"train loss {row['train_loss']:.3g} acc {row['train_acc']:.1%} | {state['test']}{speed}")
 
-        summary = train_run(config, out, on_epoch=on_epoch)
+        summary = train_run(config, out, on_epoch=on_epoch, max_memory=limit)
         progress.update(bar, completed=summary.final_epoch)
     return summary
 
@@ -114,13 +116,14 @@ def run(
     full: bool = typer.Option(False, "--full", help="Train the paper's full 40K epochs instead of stopping after grokking."),
     patience: int = typer.Option(RUN_PATIENCE, help="Epochs to keep training after grokking (clean-up phase)."),
     overrides: List[str] = typer.Option([], "--set", help="Override a config value: part.key=value."),
+    max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Refuse a run estimated to need more (e.g. 8G) [default: the memory available]."),
 ) -> None:
     """Train, analyse and report a run; by default the canonical one, (x + y) mod 113 as in Nanda et
     al. (2023), until it has grokked (and `--patience` epochs more)."""
     extra = [] if full else [f"train.stop_after_grok={patience}"]
     config = user_config(load_preset, preset, extra + list(overrides))
     out = out or Path("runs") / (preset + ("-full" if full else ""))
-    summary = train_with_progress(config, out)
+    summary = train_with_progress(config, out, max_memory)
     console.print(summary_line(summary, out), highlight=False, soft_wrap=True)
     if summary.diverged is not None:
         raise typer.Exit(DIVERGED_EXIT)
@@ -152,12 +155,13 @@ def analyze_with_progress(run_dir: Path) -> dict:
 def train(
     preset: str = typer.Option(CANONICAL, "--preset", "-p", help="Preset name (see `grokscope presets`)."),
     overrides: List[str] = typer.Option([], "--set", help="Override a config value: part.key=value."),
+    max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Refuse a run estimated to need more (e.g. 8G) [default: the memory available]."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory [default: runs/PRESET]."),
 ) -> None:
     """Train a preset, with overrides, into a run directory (resumes if it holds the same run)."""
     config = user_config(load_preset, preset, list(overrides))
     out = out or Path("runs") / preset
-    summary = train_with_progress(config, out)
+    summary = train_with_progress(config, out, max_memory)
     console.print(summary_line(summary, out), highlight=False, soft_wrap=True)
     if summary.diverged is not None:
         raise typer.Exit(DIVERGED_EXIT)

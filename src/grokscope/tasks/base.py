@@ -123,6 +123,10 @@ class SampledTaskConfig(TaskConfig):
     """Config of a task whose input space is too large to enumerate: ``n_train`` and ``n_test``
     distinct examples are drawn with ``seed``."""
 
+    @property
+    def n_examples(self) -> int:
+        return self.n_train + self.n_test  # the fixed pool
+
     def check_split(self) -> None:
         if self.n_train < 1 or self.n_test < 1:
             raise ValueError(f"task.n_train and task.n_test must be at least 1; got {self.n_train}, {self.n_test}")

@@ -22,6 +22,7 @@ from grokscope.config import RunConfig
 from grokscope.errors import GrokscopeError
 from grokscope.hardware import cpu_model
 from grokscope.lock import run_lock
+from grokscope.sizing import check_memory
 from grokscope.models.folded import folded_logits, supports_folded
 from grokscope.atomic import atomic_write_parquet, atomic_write_text
 from grokscope.runs import RunPaths, prepare_run_dir
@@ -95,14 +96,17 @@ def grokking_epoch(rows: list[dict], threshold: float) -> int | None:
 EpochCallback = Callable[[dict], None]
 
 
-def train_run(config: RunConfig, out: str | Path, on_epoch: EpochCallback | None = None) -> RunSummary:
+def train_run(config: RunConfig, out: str | Path, on_epoch: EpochCallback | None = None,
+              max_memory: int | None = None) -> RunSummary:
     """Train ``config`` into run directory ``out`` (new, or resumed if it holds the same run).
 
     Losses in the metrics are those of the run's objective (``train.normaliser``, ``train.loss_dtype``).
 
     ``on_epoch(row)`` is called with every metrics row (test columns NaN between evaluations).
+    A config whose memory estimate exceeds ``max_memory`` bytes (default: the memory available
+    now) is refused before anything is written (grokscope/sizing.py).
     """
-    check_compatible(config)
+    check_compatible(config, max_memory)
     paths = prepare_run_dir(Path(out), config)
     with run_lock(paths.root, "grokscope train"):
         if paths.summary.is_file():
@@ -121,8 +125,10 @@ def train_run(config: RunConfig, out: str | Path, on_epoch: EpochCallback | None
             torch.utils.deterministic.fill_uninitialized_memory = fill
 
 
-def check_compatible(config: RunConfig) -> None:
-    """Refuse, before anything is written, a model or trainer the task cannot be trained with."""
+def check_compatible(config: RunConfig, max_memory: int | None = None) -> None:
+    """Refuse, before anything is written, a model or trainer the task cannot be trained with,
+    or a run that would not fit in memory."""
+    check_memory(config, max_memory)
     task = config.task.build()
     if getattr(config.train, "fresh_data", False) and not isinstance(task, SampledTask):
         raise GrokscopeError(f"train.fresh_data needs a task that samples its examples; "
