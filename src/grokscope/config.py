@@ -167,7 +167,7 @@ def parse_override(text: str) -> tuple[str, str, str]:
     if not sep or not dot or not field:
         raise ValueError(f"override {text!r} must look like part.key=value (e.g. task.p=97)")
     if part not in PARTS:
-        raise ValueError(f"unknown config key '{key.strip()}' (parts: task, model, train)")
+        raise ValueError(f"unknown config key {key.strip()!r} (parts: task, model, train)")
     return part, field, value.strip()
 
 
@@ -197,7 +197,7 @@ def preset_names() -> list[str]:
 def preset_text(name: str) -> dict[str, Any]:
     """The parsed TOML of a shipped preset."""
     if name not in preset_names():
-        raise ValueError(f"unknown preset '{name}' (known: {', '.join(preset_names())})")
+        raise ValueError(f"unknown preset {name!r} (known: {', '.join(preset_names())})")
     return tomllib.loads(resources.files("grokscope.presets").joinpath(f"{name}.toml").read_text())
 
 

@@ -49,7 +49,7 @@ class ConfigPart:
                 continue
             if key not in types_:
                 known = ", ".join(sorted(types_))
-                raise ValueError(f"unknown config key '{prefix}{key}' (known: {known})")
+                raise ValueError(f"unknown config key {prefix + key!r} (known: {known})")
             kwargs[key] = coerce(value, types_[key], f"{prefix}{key}")
         return cls(**kwargs)
 
@@ -173,7 +173,7 @@ class Registry(Generic[T]):
             return self._classes[kind]
         except KeyError:
             raise ValueError(
-                f"unknown {self.what} '{kind}' (known: {', '.join(self.names())})"
+                f"unknown {self.what} {kind!r} (known: {', '.join(self.names())})"
             ) from None
 
     def from_dict(self, data: dict[str, Any], prefix: str) -> T:

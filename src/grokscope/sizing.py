@@ -20,6 +20,9 @@ from grokscope.config import RunConfig
 from grokscope.errors import GrokscopeError
 
 
+MAX_DIMENSION = 2**31  # of a vocabulary, a context or a model width
+
+
 @dataclass(frozen=True)
 class MemoryEstimate:
     """Bytes by part; ``total`` is their sum."""
@@ -37,6 +40,12 @@ class MemoryEstimate:
 def estimate_memory(config: RunConfig) -> MemoryEstimate:
     task = config.task.build()
     n_examples = config.task.n_examples
+    sizes = {"task.d_vocab": task.d_vocab, "task.d_vocab_out": task.d_vocab_out, "task.n_ctx": task.n_ctx,
+             **{f"model.{k}": v for k, v in config.model.to_dict().items() if isinstance(v, int) and not isinstance(v, bool)}}
+    too_large = {k: v for k, v in sizes.items() if v > MAX_DIMENSION}
+    if too_large:  # beyond any machine, and beyond what torch can index in a product of two
+        raise GrokscopeError(f"{', '.join(f'{k} = {v:,}' for k, v in too_large.items())}: a dimension of at most "
+                             f"{MAX_DIMENSION:,} is supported")
     with torch.device("meta"):  # shapes only: nothing is allocated
         model = config.model.build(task.d_vocab, task.d_vocab_out, task.n_ctx)
     n_params = sum(p.numel() for p in model.parameters())

@@ -41,6 +41,9 @@ class TransformerConfig(ModelConfig):
         for name in ("n_layers", "d_model", "n_heads", "d_head", "d_mlp"):
             if getattr(self, name) < 1:
                 raise ValueError(f"model.{name} must be at least 1; got {getattr(self, name)}")
+        for name, most in (("n_layers", 64), ("n_heads", 1024)):  # small algorithmic models; each is a module
+            if getattr(self, name) > most:
+                raise ValueError(f"model.{name} must be at most {most}; got {getattr(self, name)}")
 
     def build(self, d_vocab: int, d_vocab_out: int, n_ctx: int) -> "Transformer":
         return Transformer(self, d_vocab, d_vocab_out, n_ctx)
