@@ -16,11 +16,12 @@ from typer.core import TyperGroup
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from grokscope.atomic import atomic_write_text
 from grokscope.config import RunConfig, load_preset, preset_names, preset_text
 from grokscope.errors import GrokscopeError
 from grokscope.models import MODELS
-from grokscope.atomic import atomic_write_text
 from grokscope.report import build_report
+from grokscope.progress_lines import PlainProgress
 from grokscope.sizing import parse_size
 from grokscope.tasks import TASKS
 from grokscope.training.loop import RunSummary, check_compatible, train_run
@@ -60,8 +61,11 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def counting_progress(label: str, unit: str) -> Progress:
-    """A progress bar that counts items: ``label ━━━ 12/113 unit 0:00:04``."""
+def counting_progress(label: str, unit: str) -> Progress | PlainProgress:
+    """A progress bar that counts items: ``label ━━━ 12/113 unit 0:00:04``; without a terminal,
+    a plain line every 10 s."""
+    if not console.is_terminal:
+        return PlainProgress(label, unit, lambda line: console.print(line, highlight=False, soft_wrap=True))
     return Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
                     TimeElapsedColumn(), console=console)
 
@@ -73,7 +77,9 @@ def train_with_progress(config: RunConfig, out: Path, max_memory: Optional[str] 
     cfg = config.train
     columns = [TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"),
                TimeElapsedColumn(), TextColumn("<"), TimeRemainingColumn(), TextColumn("{task.fields[stats]}")]
-    with Progress(*columns, console=console, transient=False) as progress:
+    bar_or_lines = (Progress(*columns, console=console, transient=False) if console.is_terminal else
+                    PlainProgress("training", "epochs", lambda line: console.print(line, highlight=False, soft_wrap=True)))
+    with bar_or_lines as progress:
         bar = progress.add_task("train", total=cfg.epochs, stats="")
         state = {"test": ""}
         recent: deque[float] = deque(maxlen=101)  # when the last 101 epochs ended: the speed over 100
