@@ -123,10 +123,12 @@ def run(
     patience: int = typer.Option(RUN_PATIENCE, help="Epochs to keep training after grokking (clean-up phase)."),
     overrides: List[str] = typer.Option([], "--set", help="Override a config value: part.key=value."),
     max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Refuse a run estimated to need more (e.g. 8G) [default: the memory available]."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps (train.device) [default: the preset's, auto]."),
 ) -> None:
     """Train, analyse and report a run; by default the canonical one, (x + y) mod 113 as in Nanda et
     al. (2023), until it has grokked (and `--patience` epochs more)."""
     extra = [] if full else [f"train.stop_after_grok={patience}"]
+    extra += [f"train.device={device}"] if device is not None else []
     config = user_config(load_preset, preset, extra + list(overrides))
     out = out or Path("runs") / (preset + ("-full" if full else ""))
     summary = train_with_progress(config, out, max_memory)
@@ -162,10 +164,12 @@ def train(
     preset: str = typer.Option(CANONICAL, "--preset", "-p", help="Preset name (see `grokscope presets`)."),
     overrides: List[str] = typer.Option([], "--set", help="Override a config value: part.key=value."),
     max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Refuse a run estimated to need more (e.g. 8G) [default: the memory available]."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps (train.device) [default: the preset's, auto]."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory [default: runs/PRESET]."),
 ) -> None:
     """Train a preset, with overrides, into a run directory (resumes if it holds the same run)."""
-    config = user_config(load_preset, preset, list(overrides))
+    extra = [f"train.device={device}"] if device is not None else []
+    config = user_config(load_preset, preset, extra + list(overrides))
     out = out or Path("runs") / preset
     summary = train_with_progress(config, out, max_memory)
     console.print(summary_line(summary, out), highlight=False, soft_wrap=True)

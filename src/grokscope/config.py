@@ -17,6 +17,7 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib
 
+from grokscope.devices import DEVICE_PATTERN
 from grokscope.models import MODELS, ModelConfig
 from grokscope.schema import ConfigPart, Registry
 from grokscope.tasks import TASKS, TaskConfig
@@ -45,6 +46,7 @@ class TrainConfig(ConfigPart):
     stop_after_grok: int | None = None  # stop this many epochs after grokking; None: run all epochs
     grok_threshold: float = 0.99  # test accuracy that counts as grokked
     threads: int = 1  # torch intra-op threads (one is fastest at these shapes)
+    device: str = "auto"  # auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps (grokscope/devices.py)
     folded: bool = True  # train 1-layer LayerNorm-free models through exact per-token tables (models/folded.py)
     normaliser: Literal["softmax", "stablemax"] = "softmax"  # output normalisation of the loss (StableMax: Prieto et al. 2025)
     orthograd: bool = False  # ⊥Grad: drop each gradient's component along its weight (Prieto et al. 2025)
@@ -71,6 +73,8 @@ class TrainConfig(ConfigPart):
             (0 < self.grok_threshold <= 1,
              f"train.grok_threshold must be in (0, 1]; got {self.grok_threshold}"),
             (self.threads >= 1, f"train.threads must be at least 1; got {self.threads}"),
+            (DEVICE_PATTERN.fullmatch(self.device) is not None,
+             f"train.device must be auto, cpu, cuda, cuda:N or mps; got {self.device!r}"),
             (bool(self.decay_patterns), "train.decay_params must name at least one pattern"),
             (0 <= self.grokfast_alpha < 1, f"train.grokfast_alpha must be in [0, 1); got {self.grokfast_alpha}"),
             (self.grokfast_window >= 1, f"train.grokfast_window must be at least 1; got {self.grokfast_window}"),
@@ -146,7 +150,7 @@ class RunConfig:
 
 # How a run executes, not what it computes: a resumed run may change them (summary.json
 # records those of the session that finished it). Both change float rounding, not the maths.
-EXECUTION_KEYS = frozenset({"train.threads", "train.folded"})
+EXECUTION_KEYS = frozenset({"train.threads", "train.folded", "train.device"})
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -49,7 +49,7 @@ class RowMix(torch.autograd.Function):
         batch, bag = index.shape
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-            A = torch.sparse_csr_tensor(torch.arange(0, batch * bag + 1, bag), index.flatten(),
+            A = torch.sparse_csr_tensor(torch.arange(0, batch * bag + 1, bag, device=index.device), index.flatten(),
                                         weights.flatten(), size=(batch, table.shape[0]))
             grad_table = torch.sparse.mm(A.to_sparse_coo().t(), grad) if ctx.needs_input_grad[0] else None
             grad_weights = None
@@ -83,7 +83,7 @@ def _logits_at(model: Transformer, tokens: torch.Tensor, q: int) -> torch.Tensor
     t_q, t_k = tokens[:, q], tokens[:, :n_keys]  # [batch], [batch, key]
     # rows only for the (position, token) pairs in this batch: query tokens u, key pairs n
     used_q, inv_q = torch.unique(t_q, return_inverse=True)  # [n_q], [batch]
-    used_k, inv_k = torch.unique(torch.arange(n_keys) * d_vocab + t_k, return_inverse=True)  # [n_k], [batch, key]
+    used_k, inv_k = torch.unique(torch.arange(n_keys, device=tokens.device) * d_vocab + t_k, return_inverse=True)  # [n_k], [batch, key]
     n_q, n_k = len(used_q), len(used_k)
     R_q = model.embed.W_E[used_q] + model.pos_embed.W_pos[q]  # [n_q, d_model]
     R_k = model.embed.W_E[used_k % d_vocab] + model.pos_embed.W_pos[used_k // d_vocab]  # [n_k, d_model]
@@ -99,7 +99,7 @@ def _logits_at(model: Transformer, tokens: torch.Tensor, q: int) -> torch.Tensor
     T = torch.einsum("nhd,hdr->hnr", V, OV_read)  # [head, n_k, n_read]
     base = R_q @ W_read + _read_bias(model, W_read)  # [n_q, n_read]: the query's own row, every bias folded in
     table = torch.cat([base, T.reshape(-1, W_read.shape[1])])  # [n_q + head*n_k, n_read]
-    rows = n_q + torch.arange(n_heads)[:, None] * n_k + inv_k[:, None, :]  # [batch, head, key]
+    rows = n_q + torch.arange(n_heads, device=tokens.device)[:, None] * n_k + inv_k[:, None, :]  # [batch, head, key]
     bag = torch.cat([inv_q[:, None], rows.flatten(1)], dim=1)  # [batch, 1 + head*key], sorted per row
     weights = torch.cat([torch.ones_like(t_q[:, None], dtype=pattern.dtype), pattern.flatten(1)], dim=1)
     read = RowMix.apply(table, bag, weights)  # [batch, n_read]: MLP pre-activation | direct logits

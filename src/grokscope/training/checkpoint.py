@@ -25,7 +25,7 @@ OPTIM_FIELDS = ("step", "exp_avg", "exp_avg_sq")
 
 def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
     """Write a safetensors file atomically."""
-    atomic_write(path, lambda tmp: save_file({k: v.detach().contiguous() for k, v in tensors.items()},
+    atomic_write(path, lambda tmp: save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
                                              str(tmp), metadata=metadata))
 
 
@@ -97,7 +97,8 @@ def load_resume(model: nn.Module, optimizer: torch.optim.Optimizer, path: Path) 
         name, field = key[6:].rsplit(".", 1)
         if name not in params or field not in OPTIM_FIELDS:
             raise GrokscopeError(f"resume state {path} does not match the model ({key})")
-        optimizer.state[params[name]][field] = tensors[key]
+        param = params[name]
+        optimizer.state[param][field] = tensors[key] if field == "step" else tensors[key].to(param.device)
     extra = {k: v for k, v in tensors.items() if not k.startswith(("model.", "optim."))}
     return int(metadata["epoch"]), metadata, extra
 

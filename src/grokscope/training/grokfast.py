@@ -35,7 +35,7 @@ class GradientFilter:
                 self.ema[name] = g.clone() if mu is None else mu.mul_(self.alpha).add_(g, alpha=1 - self.alpha)
                 g.add_(self.ema[name], alpha=self.lamb)
             else:
-                ring = self.history.setdefault(name, torch.zeros(self.window, *g.shape, dtype=g.dtype))
+                ring = self.history.setdefault(name, torch.zeros(self.window, *g.shape, dtype=g.dtype, device=g.device))
                 total = self.total.setdefault(name, torch.zeros_like(g))
                 slot = self.seen % self.window
                 total.add_(g).sub_(ring[slot])  # the window's sum, updated in O(parameters)
@@ -57,6 +57,8 @@ class GradientFilter:
         return out
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        device = next(iter(self.params.values())).device
+        tensors = {k: t if k == "grokfast.seen" else t.to(device) for k, t in tensors.items()}
         for key, t in tensors.items():
             if key == "grokfast.seen":
                 self.seen = int(t)

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from grokscope.config import RunConfig
+from grokscope.devices import hardware_name, resolve_device
 from grokscope.errors import GrokscopeError
 from grokscope.hardware import cpu_model
 from grokscope.lock import run_lock
@@ -42,6 +43,8 @@ class Execution:
     folded: bool  # whether the folded per-token-table path computed the forward
     cpu: str  # the processor's model name
     torch: str  # torch's version
+    device: str = "cpu"  # the torch device that trained it
+    hardware: str = ""  # the device's name (the CPU's model, or the GPU's)
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,7 @@ def check_compatible(config: RunConfig, max_memory: int | None = None) -> None:
     """Refuse, before anything is written, a model or trainer the task cannot be trained with,
     or a run that would not fit in memory."""
     check_memory(config, max_memory)
+    resolve_device(config.train.device)
     task = config.task.build()
     if getattr(config.train, "fresh_data", False) and not isinstance(task, SampledTask):
         raise GrokscopeError(f"train.fresh_data needs a task that samples its examples; "
@@ -154,11 +158,11 @@ def batch_source(cfg, task, tokens: torch.Tensor, labels: torch.Tensor) -> Calla
     def generator(epoch: int) -> torch.Generator:
         return torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
 
-    if cfg.fresh_data:
-        return lambda epoch: task.sample(cfg.batch_size, generator(epoch))
+    if cfg.fresh_data:  # drawn on the CPU (the same examples on every device), then moved
+        return lambda epoch: tuple(t.to(tokens.device) for t in task.sample(cfg.batch_size, generator(epoch)))
 
     def minibatch(epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.randint(len(tokens), (cfg.batch_size,), generator=generator(epoch))
+        index = torch.randint(len(tokens), (cfg.batch_size,), generator=generator(epoch)).to(tokens.device)
         return tokens[index], labels[index]
 
     return minibatch
@@ -174,16 +178,17 @@ def _losses_by_target(prefix: str, names: list[str] | None, picked, labels) -> d
 
 def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -> RunSummary:
     cfg = config.train
+    device = resolve_device(cfg.device)
     task = config.task.build()
     data = task.dataset()
     split = task.split()
-    train_tokens, train_labels = data.tokens[split.train], data.labels[split.train]
-    test_tokens, test_labels = data.tokens[split.test], data.labels[split.test]
+    train_tokens, train_labels = data.tokens[split.train].to(device), data.labels[split.train].to(device)
+    test_tokens, test_labels = data.tokens[split.test].to(device), data.labels[split.test].to(device)
     query_positions = torch.tensor(data.target_positions)
     batches = batch_source(cfg, task, train_tokens, train_labels)
     names = task.target_names
 
-    model = config.model.build(task.d_vocab, task.d_vocab_out, task.n_ctx)
+    model = config.model.build(task.d_vocab, task.d_vocab_out, task.n_ctx).to(device)
     forward = training_forward(model, cfg)
     optimizer = make_optimizer(model, cfg)
     grad_filter = (None if cfg.grokfast == "none" else
@@ -255,7 +260,8 @@ def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -
         train_acc=last["train_acc"], test_acc=last["test_acc"],
         wall_seconds=wall_before + time.perf_counter() - t0,
         execution=Execution(threads=cfg.threads, folded=cfg.folded and supports_folded(model),
-                            cpu=cpu_model(), torch=torch.__version__),
+                            cpu=cpu_model(), torch=torch.__version__, device=str(device),
+                            hardware=hardware_name(device)),
         diverged=diverged,
     )
     atomic_write_text(paths.summary, json.dumps(summary.to_dict(), indent=2) + "\n")
