@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from grokscope.analysis.fourier import FourierBasis, fourier_2d, frequency_terms_2d
+from grokscope.analysis.frequencies import frequency_variance_shares
 
 
 def W_L(W_out: torch.Tensor, W_U: torch.Tensor) -> torch.Tensor:
@@ -69,12 +70,7 @@ class AttentionSummary:
 def attention_summary(basis: FourierBasis, pattern: torch.Tensor) -> AttentionSummary:
     """Summarise attention ``pattern [x, y, head, key]`` at ``=``: the mean per position, and for
     the attention paid to x, the frequency that explains most of its variance over the grid."""
-    to_x = pattern[..., 0]  # [x, y, head]
-    energy = fourier_2d(basis, to_x).pow(2)
-    const = basis.index("const")
-    variance = (energy.sum((0, 1)) - energy[const, const]).clamp_min(1e-300)
-    per_k = torch.stack([energy[frequency_terms_2d(basis, k)].sum(0) for k in basis.frequencies]) / variance
-    share, best = per_k.max(0)
+    share, best = frequency_variance_shares(basis, pattern[..., 0]).max(0)  # of the attention to x: [head]
     return AttentionSummary(
         mean_to_position=pattern.mean((0, 1)).tolist(),
         top_frequency=(best + 1).tolist(),

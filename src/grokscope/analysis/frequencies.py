@@ -41,17 +41,23 @@ class NeuronClusters:
         return dict(sorted(zip(ks.tolist(), counts.tolist()), key=lambda kv: (-kv[1], kv[0])))
 
 
+def frequency_variance_shares(basis: FourierBasis, grid: torch.Tensor) -> torch.Tensor:
+    """Share of the variance over (x, y) of ``grid [p (x), p (y), ...]`` explained by each
+    frequency's 2-D terms (``frequency_terms_2d``): [p//2, ...], k = 1..p//2. A constant (or
+    dead) grid has no variance and gets share 0 everywhere."""
+    energy = fourier_2d(basis, grid).pow(2)  # [basis, basis, ...]
+    const = basis.index("const")
+    variance = energy.sum((0, 1)) - energy[const, const]  # [...]
+    per_k = torch.stack([energy[frequency_terms_2d(basis, k)].sum(0) for k in basis.frequencies])
+    return torch.where(variance > 0, per_k / variance.clamp_min(1e-300), torch.zeros_like(per_k))
+
+
 def neuron_clusters(basis: FourierBasis, activations: torch.Tensor, threshold: float = 0.85) -> NeuronClusters:
     """Cluster neurons by frequency from their activations over the grid, ``[p (x), p (y), neuron]``.
 
     A neuron with no variance (dead, or constant) gets FVE 0.
     """
-    energy = fourier_2d(basis, activations).pow(2)  # [basis, basis, neuron]
-    const = basis.index("const")
-    variance = energy.sum((0, 1)) - energy[const, const]  # [neuron]
-    per_k = torch.stack([energy[frequency_terms_2d(basis, k)].sum(0) for k in basis.frequencies])
-    fve_by_k = torch.where(variance > 0, per_k / variance.clamp_min(1e-300), torch.zeros_like(per_k))
-    fve, best = fve_by_k.max(0)
+    fve, best = frequency_variance_shares(basis, activations).max(0)
     return NeuronClusters(frequency=best + 1, fve=fve, threshold=threshold)
 
 

@@ -31,7 +31,7 @@ N_EXAMPLES = 256  # test examples (and repeated random sequences) the attention 
 
 def _patterns(model, tokens: torch.Tensor) -> list[torch.Tensor]:
     """Every layer's attention pattern on ``tokens``: [layer] of [batch, head, pos, pos]."""
-    names = [f"blocks.{i}.attn.hook_pattern" for i in range(len(model.blocks))]
+    names = model.pattern_hooks
     _, cache = model.run_with_cache(tokens, names_filter=names)
     return [cache[n] for n in names]
 

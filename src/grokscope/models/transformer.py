@@ -105,7 +105,13 @@ class Transformer(GrokscopeModel):
         mlp = not self.cfg.attn_only
         return {"neurons": f"{last}.mlp.hook_post" if mlp else None,
                 "resid_mid": f"{last}.hook_resid_mid" if mlp else None,
-                "pattern": f"{last}.attn.hook_pattern"}
+                "pattern": self.pattern_hooks[-1]}
+
+    @property
+    def pattern_hooks(self) -> list[str]:
+        """Every block's attention-pattern hook, in layer order (``blocks.{l}.attn.hook_pattern``),
+        read off the module tree."""
+        return [name for name, _ in self.named_modules() if name.endswith(".attn.hook_pattern")]
 
     @property
     def W_pos(self) -> torch.Tensor:  # [n_ctx, d_model]
