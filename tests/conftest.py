@@ -7,6 +7,19 @@ from grokscope import load_preset, load_run, train_run
 from grokscope.analysis.registry import analyze_run
 
 
+def train_interrupted(config, out, epoch: int, resume_config=None):
+    """Train ``config`` into ``out``, stop it after epoch ``epoch``'s metrics row (as a Ctrl-C
+    would), then resume it (with ``resume_config`` if given); returns the resumed run's summary."""
+    def interrupt(row):
+        if row["epoch"] == epoch:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(config, out, on_epoch=interrupt)
+    assert not load_run(out).complete
+    return train_run(resume_config or config, out)
+
+
 @pytest.fixture
 def tiny_config():
     """(x + y) mod 7 with a 1-layer transformer of width 16: trains at ~1 ms per epoch."""

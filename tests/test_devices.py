@@ -5,6 +5,7 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import train_interrupted
 import torch
 from typer.testing import CliRunner
 
@@ -43,13 +44,7 @@ def test_a_run_resumes_on_another_device_setting(tmp_path):
                                    "train.epochs=40", "train.checkpoint_every=10", "train.device=cpu"])
     train_run(config, tmp_path / "whole")
 
-    def stop_at_25(row):
-        if row["epoch"] == 25:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_run(config, tmp_path / "moved", on_epoch=stop_at_25)
-    train_run(config.with_overrides(["train.device=auto"]), tmp_path / "moved")
+    train_interrupted(config, tmp_path / "moved", 25, config.with_overrides(["train.device=auto"]))
     pd.testing.assert_frame_equal(load_run(tmp_path / "whole").metrics, load_run(tmp_path / "moved").metrics,
                                   check_exact=True)
     assert resolve_device("auto").type in ("cpu", "cuda", "mps")

@@ -2,6 +2,7 @@ import math
 
 import pandas as pd
 import pytest
+from conftest import train_interrupted
 import torch
 from torch import nn
 
@@ -59,14 +60,7 @@ def test_interrupted_runs_resume_exactly_with_training_options(tiny_config, tmp_
     config = tiny_config.with_overrides(options)
     train_run(config, tmp_path / "straight")
 
-    def interrupt(row):
-        if row["epoch"] == 33:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_run(config, tmp_path / "cut", on_epoch=interrupt)
-    assert not load_run(tmp_path / "cut").complete
-    train_run(config, tmp_path / "cut")  # resumes from epoch 20
+    train_interrupted(config, tmp_path / "cut", 33)  # resumes from epoch 20
     pd.testing.assert_frame_equal(load_run(tmp_path / "cut").metrics, load_run(tmp_path / "straight").metrics)
     plain = tiny_config
     train_run(plain, tmp_path / "plain")

@@ -3,6 +3,7 @@
 import math
 import pandas as pd
 import pytest
+from conftest import train_interrupted
 import torch
 
 from grokscope import load_preset, load_run, train_run
@@ -93,13 +94,7 @@ def test_fresh_data_training_records_each_digit_and_resumes_exactly(tmp_path):
     config = load_preset("digit_add5", TINY_DIGITS)
     train_run(config, tmp_path / "straight")
 
-    def interrupt(row):
-        if row["epoch"] == 35:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_run(config, tmp_path / "resumed", on_epoch=interrupt)
-    train_run(config, tmp_path / "resumed")
+    train_interrupted(config, tmp_path / "resumed", 35)
     straight, resumed = load_run(tmp_path / "straight"), load_run(tmp_path / "resumed")
     pd.testing.assert_frame_equal(straight.metrics, resumed.metrics)
     columns = set(straight.metrics.columns)

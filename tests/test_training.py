@@ -7,6 +7,7 @@ import time
 
 import pandas as pd
 import pytest
+from conftest import train_interrupted
 import torch
 
 from grokscope import GrokscopeError, load_preset, load_run, train_run
@@ -99,16 +100,7 @@ def test_a_run_resumes_with_another_thread_count(tmp_path):
     config = load_preset("nanda2023", ["train.epochs=20", "train.threads=1", "train.checkpoint_every=10"])
     train_run(config, tmp_path / "one")
 
-    class Interrupt(Exception):
-        pass
-
-    def stop_at_12(row):
-        if row["epoch"] == 12:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        train_run(config, tmp_path / "resumed", on_epoch=stop_at_12)
-    summary = train_run(config.with_overrides(["train.threads=2"]), tmp_path / "resumed")
+    summary = train_interrupted(config, tmp_path / "resumed", 12, config.with_overrides(["train.threads=2"]))
     pd.testing.assert_frame_equal(load_run(tmp_path / "one").metrics, load_run(tmp_path / "resumed").metrics,
                                   check_exact=True)
     assert summary.execution.threads == 2 and summary.execution.folded
