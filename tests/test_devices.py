@@ -48,3 +48,16 @@ def test_a_run_resumes_on_another_device_setting(tmp_path):
     pd.testing.assert_frame_equal(load_run(tmp_path / "whole").metrics, load_run(tmp_path / "moved").metrics,
                                   check_exact=True)
     assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+
+
+def test_a_sweep_trains_its_members_on_the_device_asked_for(tmp_path):
+    spec = tmp_path / "sweep.toml"
+    spec.write_text('preset = "quick"\n[set]\n"task.p" = 7\n"model.d_model" = 16\n"model.d_head" = 8\n'
+                    '"model.d_mlp" = 32\n"train.epochs" = 20\n[axes]\n"train.seed" = [0]\n')
+    result = CliRunner().invoke(app, ["sweep", str(spec), "--out", str(tmp_path / "s"), "--workers", "1", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    member = next(p for p in (tmp_path / "s").iterdir() if (p / "summary.json").is_file())
+    assert json.loads((member / "summary.json").read_text())["execution"]["device"] == "cpu"
+    if not torch.cuda.is_available():
+        result = CliRunner().invoke(app, ["sweep", str(spec), "--out", str(tmp_path / "t"), "--device", "cuda"])
+        assert result.exit_code == 2 and "no usable CUDA device" in result.stderr and not (tmp_path / "t").exists()

@@ -253,14 +253,22 @@ def sweep_run(
     backend: str = typer.Option("local", help="local (a process per core) or ray."),
     address: Optional[str] = typer.Option(None, help="Ray cluster address [default: start a local Ray instance]."),
     workers: Optional[int] = typer.Option(None, help="Processes (local) or CPUs (local Ray) [default: one per core]."),
+    device: Optional[str] = typer.Option(None, "--device", help="train.device of every member (auto, cpu, cuda, cuda:N, mps)."),
 ) -> None:
     """Train (and analyse) every member of a sweep; finished members are skipped, interrupted ones resume."""
+    from dataclasses import replace
+
+    from grokscope.devices import resolve_device
     from grokscope.sweeps import SweepSpec, run_bisection, run_local, summarize
     from grokscope.sweeps.ray_backend import run_ray
 
     if backend not in ("local", "ray"):
         raise GrokscopeError(f"unknown sweep backend '{backend}' (available: local, ray)")
     sweep = user_config(SweepSpec.load, spec)
+    if device is not None:
+        user_config(load_preset, sweep.preset, [f"train.device={device}"])  # a valid value ...
+        resolve_device(device)  # ... that this machine has, before any member starts
+        sweep = replace(sweep, set={**sweep.set, "train.device": device})
     if sweep.bisect is not None and backend != "local":
         raise GrokscopeError("a bisection runs its rounds one after another; use --backend local")
     members = sweep.members() if sweep.bisect is None else [None] * sweep.bisect["rounds"]
