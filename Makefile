@@ -18,10 +18,10 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-# optional extras: TransformerLens (~600 MB; export and its equivalence test), Ray (sweeps on a cluster) and Playwright
-# (PNG export and the report's browser test; uses Debian's chromium, never downloads a browser)
+# optional extras: TransformerLens (~600 MB; export and its equivalence test), Ray (sweeps on a cluster), Playwright
+# (PNG export and the report's browser test; uses Debian's chromium, never downloads a browser) and TensorBoard (--log)
 extras: install
-	$(BIN)/pip install -q -e '.[dev,lens,browser,ray]'
+	$(BIN)/pip install -q -e '.[dev,lens,browser,ray,tensorboard]'
 
 run: install
 	$(BIN)/grokscope run

@@ -124,11 +124,13 @@ def run(
     overrides: List[str] = typer.Option([], "--set", help="Override a config value: part.key=value."),
     max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Refuse a run estimated to need more (e.g. 8G) [default: the memory available]."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps (train.device) [default: the preset's, auto]."),
+    log: List[str] = typer.Option([], "--log", help="Also stream metrics to: tensorboard (event files in RUN/tensorboard)."),
 ) -> None:
     """Train, analyse and report a run; by default the canonical one, (x + y) mod 113 as in Nanda et
     al. (2023), until it has grokked (and `--patience` epochs more)."""
     extra = [] if full else [f"train.stop_after_grok={patience}"]
     extra += [f"train.device={device}"] if device is not None else []
+    extra += [f"train.log={','.join(log)}"] if log else []
     config = user_config(load_preset, preset, extra + list(overrides))
     out = out or Path("runs") / (preset + ("-full" if full else ""))
     summary = train_with_progress(config, out, max_memory)
@@ -151,6 +153,14 @@ def analyze_with_progress(run_dir: Path) -> dict:
     with counting_progress("analysing", "checkpoints") as progress:
         bar = progress.add_task("analyse", total=len(run_.checkpoint_epochs))
         analysis = analyze_run(run_, on_checkpoint=lambda done, total: progress.update(bar, completed=done))
+    if run_.config.train.log:  # the progress measures go where the training metrics went
+        import pandas as pd
+
+        from grokscope.loggers import open_loggers
+
+        progress = pd.read_parquet(run_dir / "progress.parquet").to_dict("records")
+        for logger in open_loggers(run_.config.train.log, run_.paths.root, run_.config.to_dict(), first=False):
+            logger.log_progress(progress)
     console.print(analysis["headline"], highlight=False, soft_wrap=True)
     for line in analysis["findings"]:
         console.print(f"  {line}", highlight=False, soft_wrap=True)
@@ -165,10 +175,12 @@ def train(
     overrides: List[str] = typer.Option([], "--set", help="Override a config value: part.key=value."),
     max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Refuse a run estimated to need more (e.g. 8G) [default: the memory available]."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps (train.device) [default: the preset's, auto]."),
+    log: List[str] = typer.Option([], "--log", help="Also stream metrics to: tensorboard (event files in RUN/tensorboard)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory [default: runs/PRESET]."),
 ) -> None:
     """Train a preset, with overrides, into a run directory (resumes if it holds the same run)."""
     extra = [f"train.device={device}"] if device is not None else []
+    extra += [f"train.log={','.join(log)}"] if log else []
     config = user_config(load_preset, preset, extra + list(overrides))
     out = out or Path("runs") / preset
     summary = train_with_progress(config, out, max_memory)

@@ -23,6 +23,7 @@ from grokscope.schema import ConfigPart, Registry
 from grokscope.tasks import TASKS, TaskConfig
 
 FORMAT = "grokscope.run/1"
+LOGGERS = ("tensorboard",)  # what train.log may name (grokscope/loggers.py)
 
 TRAINERS: Registry[ConfigPart] = Registry("train kind")
 
@@ -47,6 +48,7 @@ class TrainConfig(ConfigPart):
     grok_threshold: float = 0.99  # test accuracy that counts as grokked
     threads: int = 1  # torch intra-op threads (one is fastest at these shapes)
     device: str = "auto"  # auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps (grokscope/devices.py)
+    log: tuple[str, ...] = ()  # where metrics also stream: tensorboard (grokscope/loggers.py)
     folded: bool = True  # train 1-layer LayerNorm-free models through exact per-token tables (models/folded.py)
     normaliser: Literal["softmax", "stablemax"] = "softmax"  # output normalisation of the loss (StableMax: Prieto et al. 2025)
     orthograd: bool = False  # ⊥Grad: drop each gradient's component along its weight (Prieto et al. 2025)
@@ -73,6 +75,8 @@ class TrainConfig(ConfigPart):
             (0 < self.grok_threshold <= 1,
              f"train.grok_threshold must be in (0, 1]; got {self.grok_threshold}"),
             (self.threads >= 1, f"train.threads must be at least 1; got {self.threads}"),
+            (all(name in LOGGERS for name in self.log),
+             f"train.log may name {', '.join(LOGGERS)}; got {','.join(self.log)!r}"),
             (DEVICE_PATTERN.fullmatch(self.device) is not None,
              f"train.device must be auto, cpu, cuda, cuda:N or mps; got {self.device!r}"),
             (bool(self.decay_patterns), "train.decay_params must name at least one pattern"),
@@ -150,7 +154,7 @@ class RunConfig:
 
 # How a run executes, not what it computes: a resumed run may change them (summary.json
 # records those of the session that finished it). Both change float rounding, not the maths.
-EXECUTION_KEYS = frozenset({"train.threads", "train.folded", "train.device"})
+EXECUTION_KEYS = frozenset({"train.threads", "train.folded", "train.device", "train.log"})
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

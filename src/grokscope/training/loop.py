@@ -23,6 +23,7 @@ from grokscope.devices import hardware_name, resolve_device
 from grokscope.errors import GrokscopeError
 from grokscope.hardware import cpu_model
 from grokscope.lock import run_lock
+from grokscope.loggers import check_loggers, open_loggers
 from grokscope.sizing import check_memory
 from grokscope.models.folded import folded_logits, supports_folded
 from grokscope.atomic import atomic_write_parquet, atomic_write_text
@@ -133,6 +134,7 @@ def check_compatible(config: RunConfig, max_memory: int | None = None) -> None:
     or a run that would not fit in memory."""
     check_memory(config, max_memory)
     resolve_device(config.train.device)
+    check_loggers(config.train.log)
     task = config.task.build()
     if getattr(config.train, "fresh_data", False) and not isinstance(task, SampledTask):
         raise GrokscopeError(f"train.fresh_data needs a task that samples its examples; "
@@ -198,6 +200,7 @@ def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -
     schedule = set(checkpoint_schedule(cfg.epochs, cfg.checkpoint_every))
 
     rows, start, wall_before = _resume(paths, model, optimizer, cfg.seed, grad_filter)
+    loggers = open_loggers(cfg.log, paths.root, config_dict)
     if start == 0:
         checkpoint.save_weights(model, paths.checkpoint(0, cfg.epochs), 0, config_dict)
     grok = grokking_epoch(rows, cfg.grok_threshold)
@@ -235,6 +238,8 @@ def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -
             if grok is None and row["test_acc"] >= cfg.grok_threshold:
                 grok = epoch
         rows.append(row)
+        for logger in loggers:
+            logger.log_epoch(row)
         if on_epoch is not None:
             on_epoch(row)
         if not math.isfinite(row["train_loss"]):
@@ -265,6 +270,8 @@ def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -
         diverged=diverged,
     )
     atomic_write_text(paths.summary, json.dumps(summary.to_dict(), indent=2) + "\n")
+    for logger in loggers:
+        logger.finish(summary.to_dict())
     return summary
 
 
