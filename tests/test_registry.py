@@ -88,3 +88,16 @@ def test_no_report_module_imports_torch_or_loads_a_checkpoint():
         assert not {m for m in imported if m == "torch" or m.startswith(("torch.", "safetensors.torch"))}, path.name
         calls = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
         assert not calls & {"model", "load_weights", "run_with_cache"}, path.name
+
+
+def test_a_sweep_summary_survives_an_analysis_it_cannot_read(tmp_path):
+    spec = tmp_path / "sweep.toml"
+    spec.write_text('preset = "quick"\n[set]\n"task.p" = 7\n"model.d_model" = 16\n"model.d_head" = 8\n'
+                    '"model.d_mlp" = 32\n"train.epochs" = 20\n[axes]\n"train.seed" = [0, 1]\n')
+    out = tmp_path / "sweep"
+    assert run_local(SweepSpec.from_toml(spec), out, workers=1) == {}
+    foreign = next(p for p in sorted(out.iterdir()) if (p / "analysis.json").is_file())
+    (foreign / "analysis.json").write_text(json.dumps({"format": "someone-else/9"}))
+    table = summarize(out).set_index("member")
+    assert table.loc[foreign.name, "headline"].startswith("analysis not read: analysis format 'someone-else/9'")
+    assert table["status"].tolist() == ["done", "done"]

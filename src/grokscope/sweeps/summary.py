@@ -48,7 +48,12 @@ def member_row(path: Path, failures: dict[str, str]) -> dict:
     if analysis_path.is_file():
         a = json.loads(analysis_path.read_text())
         row["headline"] = a.get("headline", "")
-        for family in registry.families_in(a):
+        try:
+            families = registry.families_in(a)
+        except GrokscopeError as e:  # written by another grokscope version: the member still counts
+            row["headline"] = f"analysis not read: {e}"
+            families = []
+        for family in families:
             row |= family.summary_row(a)
     return row
 
