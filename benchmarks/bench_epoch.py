@@ -6,8 +6,9 @@ full-sequence PyTorch model and the matmul floor, all measured here, now.
 The step is the training loop's own (forward, float64 loss, backward, AdamW, subnormal
 flush), timed at an early checkpoint (epoch 500, memorised) and at the last checkpoint of a
 grokked canonical run, where float32 subnormals used to make it several times slower on
-Intel cores. ``--run`` names that run (default ``runs/nanda2023``, as ``make run`` leaves it;
-if it is missing, the canonical run is trained to 100 epochs past grokking first, minutes).
+Intel cores. ``--run`` names that run (default ``runs/nanda2023``, as ``make run`` leaves it; if it is
+missing, the canonical run is trained into ``runs/bench-late`` to 100 epochs past grokking
+first, minutes).
 The late step is also timed without the flush (a plain ``.double()`` cast), to show what
 subnormals cost on this processor.
 
@@ -45,11 +46,16 @@ def per_call(fn, repeats: int, warmup: int = 5) -> float:
     return (time.perf_counter() - t) / repeats
 
 
-def late_run(path: Path):
-    """A grokked canonical run with checkpoints after grokking (trained here if missing)."""
-    if not (path / "summary.json").is_file():
-        print(f"training the canonical run into {path} (stops 100 epochs after grokking; minutes) ...", flush=True)
-        train_run(load_preset("nanda2023", ["train.stop_after_grok=100"]), path)
+def late_run(path: Path | None):
+    """A grokked canonical run with checkpoints after grokking: ``path``, else ``make run``'s
+    runs/nanda2023 if it is complete, else one trained here into runs/bench-late (minutes)."""
+    if path is None:
+        path = Path("runs/nanda2023")
+        if not (path / "summary.json").is_file():
+            path = Path("runs/bench-late")
+            if not (path / "summary.json").is_file():
+                print(f"training the canonical run into {path} (stops 100 epochs after grokking; minutes) ...", flush=True)
+                train_run(load_preset("nanda2023", ["train.stop_after_grok=100"]), path)
     run = load_run(path)
     grok = run.summary["grokking_epoch"]
     if grok is None or run.config.task != load_preset("nanda2023").task:
@@ -61,7 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--run", type=Path, default=Path("runs/nanda2023"))
+    parser.add_argument("--run", type=Path, default=None)
     args = parser.parse_args()
     torch.use_deterministic_algorithms(True)  # as in training
     torch.utils.deterministic.fill_uninitialized_memory = False
