@@ -61,11 +61,15 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def print_line(line: str) -> None:
+    console.print(line, highlight=False, soft_wrap=True)
+
+
 def counting_progress(label: str, unit: str) -> Progress | PlainProgress:
     """A progress bar that counts items: ``label ━━━ 12/113 unit 0:00:04``; without a terminal,
     a plain line every 10 s."""
     if not console.is_terminal:
-        return PlainProgress(label, unit, lambda line: console.print(line, highlight=False, soft_wrap=True))
+        return PlainProgress(label, unit, print_line)
     return Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
                     TimeElapsedColumn(), console=console)
 
@@ -78,7 +82,7 @@ def train_with_progress(config: RunConfig, out: Path, max_memory: Optional[str] 
     columns = [TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"),
                TimeElapsedColumn(), TextColumn("<"), TimeRemainingColumn(), TextColumn("{task.fields[stats]}")]
     bar_or_lines = (Progress(*columns, console=console, transient=False) if console.is_terminal else
-                    PlainProgress("training", "epochs", lambda line: console.print(line, highlight=False, soft_wrap=True)))
+                    PlainProgress("training", "epochs", print_line))
     with bar_or_lines as progress:
         bar = progress.add_task("train", total=cfg.epochs, stats="")
         state = {"test": ""}

@@ -258,6 +258,7 @@ def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -
             save(epoch + 1)
 
     last = rows[-1]
+    cpu = cpu_model()  # lscpu, once
     summary = RunSummary(
         final_epoch=int(last["epoch"]), grokking_epoch=grok,
         stopped="diverged" if diverged else "max_epochs" if last["epoch"] == cfg.epochs else "grokked",
@@ -265,8 +266,8 @@ def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -
         train_acc=last["train_acc"], test_acc=last["test_acc"],
         wall_seconds=wall_before + time.perf_counter() - t0,
         execution=Execution(threads=cfg.threads, folded=cfg.folded and supports_folded(model),
-                            cpu=cpu_model(), torch=torch.__version__, device=str(device),
-                            hardware=hardware_name(device)),
+                            cpu=cpu, torch=torch.__version__, device=str(device),
+                            hardware=hardware_name(device, cpu)),
         diverged=diverged,
     )
     atomic_write_text(paths.summary, json.dumps(summary.to_dict(), indent=2) + "\n")
