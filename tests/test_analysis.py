@@ -1,5 +1,6 @@
 """The analysis pipeline on real trained runs (one that groks, one stopped while memorising)."""
 
+from dataclasses import replace
 import json
 
 import pandas as pd
@@ -13,6 +14,7 @@ from grokscope.analysis.activations import grid_activations
 from grokscope.analysis.circuits import W_L
 from grokscope.analysis.dynamics import locate_phases
 from grokscope.analysis.keys import combine_key_frequencies
+from grokscope.analysis.modular_records import FinalMeasures, Phases
 from grokscope.analysis.registry import analyze_run
 from grokscope.analysis.verdict import decide
 from grokscope.cli import app
@@ -120,16 +122,32 @@ def test_phases_from_synthetic_curves():
     assert d.grokking_epoch == 1500
     # memorised: 90% of the log fall by epoch 1100; restricted test loss <= 0.1 from epoch 1320;
     # the weights fall 1.4 per epoch from 1300, then 0.2 per epoch in [2000, 2100]
-    assert d.phases == {"memorisation_end": 1100, "circuit_formation_end": 1400, "cleanup_end": 2000}
+    assert d.phases == Phases(memorisation_end=1100, circuit_formation_end=1400, cleanup_end=2000)
 
 
-def test_verdict_never_forces_a_positive():
-    final = {"test_acc": 1.0, "logit_fve": 0.2, "restricted_loss_test": 3.0, "test_loss": 0.01,
-             "excluded_loss_train": 0.01, "train_loss": 0.01, "restricted_neuron_loss_test": 3.0,
-             "frac_neurons_in_key_clusters": 0.1}
-    v = decide({"final": final, "key_frequencies": [1, 2, 3]}, 31)
-    assert not v.implements_fourier_multiplication
-    assert sum(r.startswith("fail") for r in v.reasons) == 4
+PASSING = FinalMeasures(train_loss=1e-6, test_loss=1e-4, train_acc=1.0, test_acc=1.0, restricted_loss_train=1e-5,
+                        restricted_loss_test=1e-3, excluded_loss_train=5.0, logit_fve=0.95,
+                        restricted_neuron_loss_test=1e-3, frac_neurons_in_key_clusters=0.9)
+
+
+def test_verdict_is_positive_only_when_every_criterion_holds():
+    assert decide(PASSING, [1, 2, 3], 31).implements_fourier_multiplication
+    failing = {  # one criterion broken at a time, each at its threshold's wrong side
+        "accuracy": ({"test_acc": 0.985}, [1, 2, 3]), "no key": ({}, []), "too many keys": ({}, list(range(1, 9))),
+        "logit fve": ({"logit_fve": 0.69}, [1, 2, 3]), "restricted": ({"restricted_loss_test": 0.11}, [1, 2, 3]),
+        "excluded vs train": ({"excluded_loss_train": 9e-6}, [1, 2, 3]),
+        "excluded floor": ({"excluded_loss_train": 0.09}, [1, 2, 3]),
+        "neurons": ({"restricted_neuron_loss_test": 0.2}, [1, 2, 3]),
+    }
+    for name, (changes, freqs) in failing.items():
+        v = decide(replace(PASSING, **changes), freqs, 31)
+        assert not v.implements_fourier_multiplication, name
+        assert sum(r.startswith("fail: ") for r in v.reasons) == 1, (name, v.reasons)
+    several = replace(PASSING, logit_fve=0.2, restricted_loss_test=3.0, excluded_loss_train=0.01, restricted_neuron_loss_test=3.0)
+    v = decide(several, [1, 2, 3], 31)
+    assert not v.implements_fourier_multiplication and sum(r.startswith("fail") for r in v.reasons) == 4
+    without_neurons = replace(PASSING, restricted_neuron_loss_test=None)  # a model with no MLP: five criteria
+    assert len([r for r in decide(without_neurons, [1], 31).reasons if not r.startswith("note")]) == 5
 
 
 def test_analyze_refuses_incomplete_or_missing_runs(tmp_path):

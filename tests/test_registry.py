@@ -3,6 +3,7 @@ the report and the sweep summary with no edit to the package; the report only dr
 
 import ast
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -15,29 +16,37 @@ from grokscope.report import build_report
 from grokscope.sweeps import SweepSpec, run_local, summarize
 
 
+@dataclass(frozen=True)
+class WeightCountResult:
+    parameters: int  # trainable parameters
+    final_train_loss: float  # from the primary family's record
+    by_matrix: dict[str, int]  # parameters per weight name
+
+
 class WeightCount(registry.AnalysisFamily):
     """A toy extension: the number of trained parameters and the final train loss, with a bar."""
 
     name = "toy_weight_count"
+    record = WeightCountResult
 
     def applies_to(self, config):
         return config.task.kind == "modular"
 
-    def compute(self, run, document, on_checkpoint=None):
+    def compute(self, run, primary, on_checkpoint=None):
         model = run.model()
-        return registry.Computed({"parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-                                  "final_train_loss": document["final"]["train_loss"]})
+        params = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
+        return registry.Computed(WeightCountResult(sum(params.values()), primary.final.train_loss, params))
 
-    def findings(self, block):
-        return [f"toy: {block['parameters']:,} trainable parameters"]
+    def findings(self, result):
+        return [f"toy: {result.parameters:,} trainable parameters"]
 
     def sections(self, run, analysis, progress):
-        block = analysis[self.name]
+        result = analysis.extensions[self.name]
         return [("Toy: parameter count", "A bar of the trainable parameters.",
-                 lambda: go.Figure(go.Bar(x=["parameters"], y=[block["parameters"]])))]
+                 lambda: go.Figure(go.Bar(x=list(result.by_matrix), y=list(result.by_matrix.values()))))]
 
     def summary_row(self, analysis):
-        return {"toy_parameters": analysis[self.name]["parameters"]}
+        return {"toy_parameters": analysis.extensions[self.name].parameters}
 
 
 @pytest.fixture
@@ -58,6 +67,9 @@ def test_a_family_registered_outside_the_package_is_analysed_reported_and_summar
     assert analysis["families"] == ["modular", "toy_weight_count"]
     assert analysis["toy_weight_count"]["parameters"] > 0 and "verdict" in analysis  # the primary's keys are kept
     assert any(line.startswith("toy: ") for line in analysis["findings"])
+    stored = grokscope.load_analysis(member)  # read back as records, the toy's own included
+    assert stored.extensions["toy_weight_count"] == WeightCountResult(**analysis["toy_weight_count"])
+    assert stored.primary.final.train_loss == analysis["toy_weight_count"]["final_train_loss"]
     page = build_report(member).read_text()
     assert "Toy: parameter count" in page and "The embedding becomes sparse" in page
     assert summarize(out)["toy_parameters"].iloc[0] == analysis["toy_weight_count"]["parameters"]
@@ -101,3 +113,23 @@ def test_a_sweep_summary_survives_an_analysis_it_cannot_read(tmp_path):
     table = summarize(out).set_index("member")
     assert table.loc[foreign.name, "headline"].startswith("analysis not read: analysis format 'someone-else/9'")
     assert table["status"].tolist() == ["done", "done"]
+
+
+def test_records_read_back_the_stored_document_exactly(grokked):
+    """``read_analysis`` then ``to_json`` gives the document written: the records hold every key."""
+    from grokscope.analysis.records import to_json
+
+    run, _ = grokked
+    document = json.loads((run.paths.root / "analysis.json").read_text())
+    stored = registry.read_analysis(document)
+    again = json.loads(json.dumps(registry._finite(to_json(stored.primary))))
+    assert again == {k: v for k, v in document.items() if k != "families"}
+    assert stored.primary.neurons.cluster_sizes and all(isinstance(k, int) for k in stored.primary.neurons.cluster_sizes)
+    assert all(isinstance(k, int) and isinstance(loss, float) for k, loss in stored.primary.ablations.top_k)
+
+
+def test_a_document_missing_a_required_result_is_refused_by_name(grokked, tmp_path):
+    run, analysis = grokked
+    broken = {k: v for k, v in analysis.items() if k != "final"}
+    with pytest.raises(grokscope.GrokscopeError, match=r"modular\.final is missing"):
+        registry.read_analysis(broken)

@@ -13,6 +13,7 @@ _API = {
     "RunConfig": "grokscope.config",
     "RunSummary": "grokscope.training.loop",
     "TrainConfig": "grokscope.config",
+    "load_analysis": "grokscope.analysis.registry",
     "load_preset": "grokscope.config",
     "load_run": "grokscope.runs",
     "preset_names": "grokscope.config",

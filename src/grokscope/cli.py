@@ -149,7 +149,7 @@ def run(
 
 def analyze_with_progress(run_dir: Path) -> dict:
     """Analyse a finished run with a progress bar; print the verdict and where the files went."""
-    from grokscope.analysis.registry import analyze_run
+    from grokscope.analysis.registry import analyze_run, read_analysis
     from grokscope.runs import load_run
 
     run_ = load_run(run_dir)
@@ -165,8 +165,9 @@ def analyze_with_progress(run_dir: Path) -> dict:
         progress = pd.read_parquet(run_dir / "progress.parquet").to_dict("records")
         for logger in open_loggers(run_.config.train.log, run_.paths.root, run_.config.to_dict(), first=False):
             logger.log_progress(progress)
-    console.print(analysis["headline"], highlight=False, soft_wrap=True)
-    for line in analysis["findings"]:
+    stored = read_analysis(analysis)
+    console.print(stored.headline, highlight=False, soft_wrap=True)
+    for line in stored.findings:
         console.print(f"  {line}", highlight=False, soft_wrap=True)
     console.print(f"wrote {run_dir / 'analysis.json'} and {run_dir / 'progress.parquet'}", highlight=False)
     return analysis

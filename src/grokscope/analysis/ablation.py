@@ -8,12 +8,11 @@ Losses are mean cross-entropy over all p*p pairs unless a mask is given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from grokscope.analysis.circuits import frequency_terms_mask, single_frequency_neurons
 from grokscope.analysis.fourier import FourierBasis, fourier_2d
+from grokscope.analysis.modular_records import AblationResults
 from grokscope.analysis.progress import grid_loss
 
 
@@ -36,20 +35,6 @@ def neuron_importance(logits, labels, neurons, W_L_, chunk: int = 64) -> torch.T
         nll = -log_probs.gather(-1, labels[None, ..., None].expand(len(idx), -1, -1, 1))[..., 0]
         out.append(nll.mean((1, 2)) - base)
     return torch.cat(out)
-
-
-@dataclass(frozen=True)
-class AblationResults:
-    """Losses (all pairs) after each ablation; ``mode`` says what an ablated neuron is replaced by."""
-
-    mode: str  # "mean": the neuron's mean activation over the grid
-    base_loss: float
-    importance: list[float]  # per neuron, in neuron order
-    top_k: list[tuple[int, float]]  # (k, loss with the k most important neurons ablated), k = 1, 2, 4, ..., all
-    clusters: dict[int, float]  # frequency -> loss with that cluster's neurons ablated
-    frequency_directions: dict[int, float]  # frequency -> loss with its 2-D terms removed from every neuron
-    single_frequency_approximation: float  # loss with every neuron replaced by its own frequency's terms
-    clustered_single_frequency_approximation: float  # the same, only for clustered neurons (others kept)
 
 
 def run_ablations(basis: FourierBasis, logits, labels, neurons, W_L_, frequency_of_neuron, clustered,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from grokscope.analysis.fourier import FourierBasis, fourier_2d, frequency_terms_2d
 from grokscope.analysis.frequencies import frequency_variance_shares
+from grokscope.analysis.modular_records import AttentionSummary
 
 
 def W_L(W_out: torch.Tensor, W_U: torch.Tensor) -> torch.Tensor:
@@ -56,15 +55,6 @@ def logits_from_neurons(resid_mid: torch.Tensor, neurons: torch.Tensor, W_out, b
     activations: ``(resid_mid + neurons @ W_out + b_out) @ W_U + b_U``."""
     resid = resid_mid + neurons @ W_out.double() + b_out.double()
     return resid @ W_U.double() + b_U.double()
-
-
-@dataclass(frozen=True)
-class AttentionSummary:
-    """Attention from ``=`` over the grid and how Fourier-sparse it is."""
-
-    mean_to_position: list[list[float]]  # [head][key]: mean attention paid to x, y, '='
-    top_frequency: list[int]  # per head: frequency of the largest non-constant 2-D terms of the attention to x
-    fve_top_frequency: list[float]  # per head: variance share of that frequency's terms
 
 
 def attention_summary(basis: FourierBasis, pattern: torch.Tensor) -> AttentionSummary:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from grokscope.analysis.modular_records import Phases
 from grokscope.training.loop import grokking_epoch
 
 FORMED_LOSS = 0.1  # nats: restricted test loss at which the generalising circuit counts as formed
@@ -37,7 +38,7 @@ RULES = {
 @dataclass(frozen=True)
 class Dynamics:
     grokking_epoch: int | None
-    phases: dict[str, int | None]  # memorisation_end, circuit_formation_end, cleanup_end
+    phases: Phases
     rules: dict[str, str]
 
 
@@ -82,6 +83,6 @@ def locate_phases(metrics: pd.DataFrame, progress: pd.DataFrame, threshold: floa
     cleaned = cleanup_end(progress, formed)
     return Dynamics(
         grokking_epoch=grok,
-        phases={"memorisation_end": memorised, "circuit_formation_end": formed, "cleanup_end": cleaned},
+        phases=Phases(memorisation_end=memorised, circuit_formation_end=formed, cleanup_end=cleaned),
         rules=dict(RULES),
     )

@@ -7,7 +7,6 @@ figures' arrays in ``RUN/analysis.safetensors`` (written by ``analysis/registry.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from typing import Any
 
 import pandas as pd
@@ -16,6 +15,9 @@ import torch
 from grokscope.analysis import ablation, circuits, dynamics, keys, verdict
 from grokscope.analysis.activations import GridActivations, grid_activations, grid_shape_check, number_embedding
 from grokscope.analysis.fourier import FourierBasis, fourier_2d
+from grokscope.analysis.modular_records import (
+    Coordinates, FinalMeasures, LabelStatistics, ModularAnalysis, NeuronExample, NeuronSummary,
+)
 from grokscope.analysis.frequencies import embedding_frequency_norms, logit_frequency_fit, neuron_clusters
 from grokscope.analysis.progress import (
     excluded_loss, gini, grid_loss, restricted_loss, softmax_collapse_fraction,
@@ -135,33 +137,58 @@ def figure_arrays(basis: FourierBasis, W_E, acts: GridActivations, freqs: list[i
             approx = circuits.single_frequency_neurons(basis, acts.neurons[..., index], clusters.frequency[index])
             arrays["neuron_examples"] = acts.neurons[..., index].permute(2, 0, 1).float()  # [example, x, y]
             arrays["neuron_examples_approx"] = approx.permute(2, 0, 1).float()
-            meta = [{"neuron": i, "frequency": int(clusters.frequency[i]), "fve": float(clusters.fve[i])} for i in ids]
+            meta = [NeuronExample(neuron=i, frequency=int(clusters.frequency[i]), fve=float(clusters.fve[i])) for i in ids]
     return {**arrays, "neuron_example_meta": meta}
 
 
-def coordinates_note(task, basis: FourierBasis, model, natural_norms: torch.Tensor) -> dict[str, Any]:
-    """Which coordinates the analysis used (``axes``), and how sparse W_E is in the Fourier basis
-    over x and over the natural coordinate (Gini of its frequency norms; higher = sparser).
-    ``natural_norms``: W_E's frequency norms in the analysis's coordinates, already computed."""
+def coordinates_note(task, basis: FourierBasis, model, natural_norms: torch.Tensor) -> Coordinates:
+    """Which coordinates the analysis used, and how sparse W_E is in the Fourier basis over x
+    and over the natural coordinate. ``natural_norms``: W_E's frequency norms in the analysis's
+    coordinates, already computed."""
     if task.natural_coordinates() is None:
-        return {"axes": ["x", "y"], "basis": "x, y", "embedding_gini_x": gini(natural_norms)}
+        return Coordinates(axes=("x", "y"), basis="x, y", embedding_gini_x=gini(natural_norms))
     c = task.config
     raw, natural = gini(embedding_frequency_norms(basis, model.W_E.detach()[: basis.p])), gini(natural_norms)
-    return {"axes": ["u", "v"], "basis": f"u = x^{c.a} mod {c.p}, v = y^{c.b} mod {c.p} (the task is z = u + v)",
-            "embedding_gini_x": raw, "embedding_gini_u": natural, "sparser": "u" if natural > raw else "x"}
+    return Coordinates(axes=("u", "v"), basis=f"u = x^{c.a} mod {c.p}, v = y^{c.b} mod {c.p} (the task is z = u + v)",
+                       embedding_gini_x=raw, embedding_gini_u=natural, sparser="u" if natural > raw else "x")
 
 
-def coordinate_findings(note: dict[str, Any]) -> list[str]:
+def coordinate_findings(note: Coordinates) -> list[str]:
     """A line saying in which coordinates the analysis ran, when they are not x and y."""
-    if note["axes"] == ["x", "y"]:
+    if note.axes == ("x", "y"):
         return []
-    return [f"note: analysed in the task's natural coordinates {note['basis']}; W_E's Fourier norms are "
-            f"sparser over {note['sparser']} (Gini over u {note['embedding_gini_u']:.2f}, over x {note['embedding_gini_x']:.2f})"]
+    return [f"note: analysed in the task's natural coordinates {note.basis}; W_E's Fourier norms are "
+            f"sparser over {note.sparser} (Gini over u {note.embedding_gini_u:.2f}, over x {note.embedding_gini_x:.2f})"]
+
+
+def neuron_summary(clusters) -> NeuronSummary:
+    """The clusters of ``frequencies.neuron_clusters`` as stored."""
+    return NeuronSummary(threshold=CLUSTER_THRESHOLD, frequency=clusters.frequency.tolist(), fve=clusters.fve.tolist(),
+                         cluster_sizes=clusters.sizes())
+
+
+def final_measures(final: dict[str, float], fit, acts: GridActivations, clusters, freqs: list[int]) -> FinalMeasures:
+    """The last checkpoint's measures: its progress row ``final``, the logit fit's and the clusters'."""
+    approx = fit.approximation(freqs)
+    in_key = None if clusters is None else clusters.clustered & torch.isin(clusters.frequency, torch.tensor(freqs, dtype=torch.long))
+    return FinalMeasures(
+        train_loss=final["train_loss"], test_loss=final["test_loss"],
+        train_acc=final["train_acc"], test_acc=final["test_acc"],
+        restricted_loss_train=final["restricted_loss_train"], restricted_loss_test=final["restricted_loss_test"],
+        excluded_loss_train=final["excluded_loss_train"],
+        logit_fve=fit.fve(freqs),
+        logit_fit_loss=grid_loss(approx, acts.labels),
+        logit_fit_loss_test=grid_loss(approx, acts.labels, ~acts.train_mask),
+        neuron_fve_mean=None if clusters is None else float(clusters.fve.mean()),
+        frac_neurons_clustered=None if clusters is None else float(clusters.clustered.double().mean()),
+        frac_neurons_in_key_clusters=None if in_key is None else float(in_key.double().mean()),
+        restricted_neuron_loss_test=final.get("restricted_neuron_loss_test"),
+    )
 
 
 def analyze_modular_run(run: Run, on_checkpoint=None) -> Computed:
-    """Reverse-engineer a modular-arithmetic run: the document, the progress table and the
-    figures' arrays (``analysis/registry.py`` writes them)."""
+    """Reverse-engineer a modular-arithmetic run: the ``ModularAnalysis``, the progress table
+    and the figures' arrays (``analysis/registry.py`` writes them)."""
     grid_shape_check(run.task)
     model_cfg = run.config.model
     if not (model_cfg.kind == "mlp" or (model_cfg.kind == "transformer" and model_cfg.n_layers == 1)):
@@ -185,77 +212,39 @@ def analyze_modular_run(run: Run, on_checkpoint=None) -> Computed:
         on_checkpoint(len(rows), len(epochs))
     progress = pd.DataFrame(rows)
 
-    final = rows[-1]
     mlp = final_model.final_mlp
-    analysis: dict[str, Any] = {
-        "format": FORMAT,
-        "epoch": epochs[-1],
-        "sign": sign,
-        "key_frequencies": freqs,
-        "key_frequency_rule": found.rules["combined"],
-        "key_frequency_rules": found.rules,
-        "key_frequencies_by_method": found.by_method,
-        "key_frequency_disagreements": found.disagreements,
-        "embedding_frequency_norms": emb_norms.tolist(),
-        "logit_frequency_share": fit.share.tolist(),
-        "logit_frequency_alpha": fit.alpha.tolist(),
-        "coordinates": coordinates_note(run.task, basis, final_model, emb_norms),
-        "label_statistics": run.task.label_statistics(),
-    }
-    W_L_ = None
-    if mlp is not None:
-        W_L_ = circuits.W_L(mlp.W_out.detach(), final_model.unembed.W_U.detach())
-        analysis["neurons"] = {
-            "threshold": CLUSTER_THRESHOLD,
-            "frequency": clusters.frequency.tolist(),
-            "fve": clusters.fve.tolist(),
-            "cluster_sizes": {str(k): v for k, v in clusters.sizes().items()},
-        }
-        analysis["W_L_frequency_norms"] = circuits.W_L_frequency_norms(basis, W_L_).tolist()
-    analysis["attention"] = (None if final_acts.pattern is None
-                             else asdict(circuits.attention_summary(basis, final_acts.pattern)))
+    W_L_ = None if mlp is None else circuits.W_L(mlp.W_out.detach(), final_model.unembed.W_U.detach())
     pcs, ratio = circuits.embedding_pca(W_E)
-    analysis["embedding_pca_variance_ratio"] = ratio.tolist()
     arrays = figure_arrays(basis, W_E, final_acts, freqs, clusters, pcs)
-    analysis["neuron_examples"] = arrays.pop("neuron_example_meta")
-
-    metrics = run.metrics
-    dyn = dynamics.locate_phases(metrics, progress, run.config.train.grok_threshold)
-    analysis["grokking_epoch"] = dyn.grokking_epoch
-    analysis["phases"] = dyn.phases
-    analysis["phase_rules"] = dyn.rules
-
-    analysis["final"] = {
-        "train_loss": final["train_loss"], "test_loss": final["test_loss"],
-        "train_acc": final["train_acc"], "test_acc": final["test_acc"],
-        "restricted_loss_train": final["restricted_loss_train"],
-        "restricted_loss_test": final["restricted_loss_test"],
-        "excluded_loss_train": final["excluded_loss_train"],
-        "logit_fve": fit.fve(freqs),
-        "logit_fit_loss": grid_loss(fit.approximation(freqs), final_acts.labels),
-        "logit_fit_loss_test": grid_loss(fit.approximation(freqs), final_acts.labels, ~final_acts.train_mask),
-        "neuron_fve_mean": float(clusters.fve.mean()) if clusters is not None else None,
-        "frac_neurons_clustered": float(clusters.clustered.double().mean()) if clusters is not None else None,
-        "frac_neurons_in_key_clusters": float((clusters.clustered & torch.isin(clusters.frequency, torch.tensor(freqs, dtype=torch.long))).double().mean())
-        if clusters is not None else None,
-        "restricted_neuron_loss_test": final.get("restricted_neuron_loss_test"),
-    }
-    if mlp is not None:
-        abl = ablation.run_ablations(basis, final_acts.logits, final_acts.labels, final_acts.neurons, W_L_,
-                                     clusters.frequency, clusters.clustered, freqs)
-        analysis["ablations"] = {**asdict(abl), "top_k": [list(t) for t in abl.top_k],
-                                 "clusters": {str(k): v for k, v in abl.clusters.items()},
-                                 "frequency_directions": {str(k): v for k, v in abl.frequency_directions.items()},
-                                 "importance_definition": "increase in all-pairs loss when the neuron is replaced by its mean activation over the grid"}
-    else:
-        analysis["ablations"] = None
-    v = verdict.decide(analysis, basis.p)
-    analysis["verdict"] = asdict(v)
-    analysis["headline"] = verdict.headline(analysis)
-    analysis["findings"] = v.reasons + coordinate_findings(analysis["coordinates"])
-    analysis["seconds"] = time.perf_counter() - t0
-
-    return Computed(document=analysis, progress=progress, arrays=arrays)
+    examples = arrays.pop("neuron_example_meta")
+    coordinates = coordinates_note(run.task, basis, final_model, emb_norms)
+    final = final_measures(rows[-1], fit, final_acts, clusters, freqs)
+    dyn = dynamics.locate_phases(run.metrics, progress, run.config.train.grok_threshold)
+    v = verdict.decide(final, freqs, basis.p, sign, coordinates.axes)
+    result = ModularAnalysis(
+        format=FORMAT, epoch=epochs[-1], sign=sign,
+        key_frequencies=freqs, key_frequency_rule=found.rules["combined"], key_frequency_rules=found.rules,
+        key_frequencies_by_method=found.by_method, key_frequency_disagreements=found.disagreements,
+        embedding_frequency_norms=emb_norms.tolist(),
+        logit_frequency_share=fit.share.tolist(), logit_frequency_alpha=fit.alpha.tolist(),
+        coordinates=coordinates,
+        label_statistics=LabelStatistics(**run.task.label_statistics()),
+        neurons=None if clusters is None else neuron_summary(clusters),
+        W_L_frequency_norms=None if W_L_ is None else circuits.W_L_frequency_norms(basis, W_L_).tolist(),
+        attention=None if final_acts.pattern is None else circuits.attention_summary(basis, final_acts.pattern),
+        embedding_pca_variance_ratio=ratio.tolist(),
+        neuron_examples=examples,
+        grokking_epoch=dyn.grokking_epoch, phases=dyn.phases, phase_rules=dyn.rules,
+        final=final,
+        ablations=None if mlp is None else ablation.run_ablations(
+            basis, final_acts.logits, final_acts.labels, final_acts.neurons, W_L_, clusters.frequency,
+            clusters.clustered, freqs),
+        verdict=v,
+        headline=verdict.headline(v, dyn.grokking_epoch, dyn.phases),
+        findings=v.reasons + coordinate_findings(coordinates),
+        seconds=time.perf_counter() - t0,
+    )
+    return Computed(result=result, progress=progress, arrays=arrays)
 
 
 @register
@@ -264,21 +253,22 @@ class ModularFourier(AnalysisFamily):
     clusters, the cos(w(x+y-z)) logits, progress measures, phases, ablations and a verdict."""
 
     name = "modular"
+    record = ModularAnalysis
     primary = True
     format = FORMAT
 
     def applies_to(self, config) -> bool:
         return config.task.kind == "modular"
 
-    def compute(self, run, document, on_checkpoint=None) -> Computed:
+    def compute(self, run, primary, on_checkpoint=None) -> Computed:
         return analyze_modular_run(run, on_checkpoint)
 
     def page(self, run, analysis, progress):
         from grokscope.report.html import modular_page
 
-        return modular_page(run, analysis, progress)
+        return modular_page(run, analysis.primary, progress)
 
     def summary_row(self, analysis) -> dict[str, Any]:
-        return {"key_frequencies": " ".join(map(str, analysis["key_frequencies"])),
-                "logit_fve": analysis["final"]["logit_fve"],
-                "implements_fourier_multiplication": analysis["verdict"]["implements_fourier_multiplication"]}
+        a: ModularAnalysis = analysis.primary
+        return {"key_frequencies": " ".join(map(str, a.key_frequencies)), "logit_fve": a.final.logit_fve,
+                "implements_fourier_multiplication": a.verdict.implements_fourier_multiplication}

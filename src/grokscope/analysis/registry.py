@@ -1,19 +1,22 @@
 """Analysis families, registered by name: the one place that decides which analyses a run gets.
 
-A family declares the runs it applies to (``applies_to``), computes its results
-(``compute``), and provides what draws and tabulates them: report sections and sweep-summary
-columns (``summary_row``). The pipeline, the report, the sweep summary and the CLI iterate
-over the families; none of them dispatches on a task or format string.
+A family declares the runs it applies to (``applies_to``), computes its results as a frozen
+record (``compute``; the record's type is ``record``), and provides what draws and tabulates
+them: report sections and sweep-summary columns (``summary_row``). The pipeline, the report,
+the sweep summary and the CLI iterate over the families; none of them dispatches on a task
+or format string, and none reads a result by string keys: ``read_analysis`` turns a stored
+document back into the families' records (``analysis/records.py``).
 
-Exactly one *primary* family applies to a run. It writes the document ``analysis.json``
-(its ``format`` key names the family's schema, so old run directories still open) and the
-page's introduction (``page``). Every other family that applies is an *extension*: its
-results go under its ``name`` in the same document, and its sections (``sections``) follow
-the primary's on the page. ``analysis.json`` lists the families that computed it under
+Exactly one *primary* family applies to a run. Its record is the document ``analysis.json``
+(its ``format`` field names the family's schema, so old run directories still open) and it
+draws the page's introduction (``page``). Every other family that applies is an *extension*:
+its record goes under its ``name`` in the same document, and its sections (``sections``)
+follow the primary's on the page. ``analysis.json`` lists the families that computed it under
 ``families``, primary first.
 
-A new family is one module: subclass ``AnalysisFamily``, decorate it with ``@register``, and
-import the module (the built-in ones are imported on first use, below).
+A new family is one module: a record (a frozen dataclass), a subclass of ``AnalysisFamily``
+decorated with ``@register``, and an import of the module (the built-in ones are imported on
+first use, below).
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ import importlib
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import pandas as pd
 import torch
 
+from grokscope.analysis.records import from_json, to_json
 from grokscope.atomic import atomic_write_parquet, atomic_write_text
 from grokscope.config import RunConfig
 from grokscope.errors import GrokscopeError
@@ -42,42 +47,67 @@ Page = tuple[str, list[Section], dict[str, str]]  # intro HTML, sections, notes 
 
 @dataclass(frozen=True)
 class Computed:
-    """What a family's ``compute`` returns: its JSON-ready results (the whole document for the
-    primary family, its own block for an extension), and, for the primary, the per-checkpoint
-    progress table and the arrays its figures need (``analysis.safetensors``)."""
+    """What a family's ``compute`` returns: its result record, and, for the primary, the
+    per-checkpoint progress table and the arrays its figures need (``analysis.safetensors``)."""
 
-    document: dict[str, Any]
+    result: Any  # an instance of the family's ``record``
     progress: pd.DataFrame | None = None
     arrays: dict[str, torch.Tensor] | None = None
 
 
+@dataclass(frozen=True)
+class StoredAnalysis:
+    """A run's analysis as records: the families that computed it (primary first), the
+    primary's record, each extension's record by family name."""
+
+    families: tuple["AnalysisFamily", ...]
+    primary: Any
+    extensions: dict[str, Any]
+
+    @property
+    def headline(self) -> str:
+        return self.primary.headline
+
+    @property
+    def findings(self) -> list[str]:
+        """Every family's findings, the primary's first."""
+        return self.primary.findings
+
+
 class AnalysisFamily:
-    """One kind of analysis; subclasses set ``name`` (and ``primary``, ``format``)."""
+    """One kind of analysis; subclasses set ``name`` and ``record`` (and ``primary``, ``format``).
+
+    A primary family's record must have ``format``, ``headline`` and ``findings`` fields."""
 
     name: ClassVar[str]
+    record: ClassVar[type]  # the frozen dataclass ``compute`` returns
     primary: ClassVar[bool] = False
     format: ClassVar[str | None] = None  # primary families: the analysis.json schema they write
 
     def applies_to(self, config: RunConfig) -> bool:
         raise NotImplementedError
 
-    def compute(self, run: Run, document: dict[str, Any] | None, on_checkpoint=None) -> Computed:
-        """Analyse ``run``; an extension also gets the primary's ``document``."""
+    def compute(self, run: Run, primary: Any | None, on_checkpoint=None) -> Computed:
+        """Analyse ``run``; an extension also gets the primary family's record."""
         raise NotImplementedError
 
-    def page(self, run: Run, analysis: dict, progress: pd.DataFrame) -> Page:
+    def load(self, block: dict[str, Any]) -> Any:
+        """The family's record from its stored JSON (the whole document, for the primary)."""
+        return from_json(self.record, block, self.name)
+
+    def page(self, run: Run, analysis: StoredAnalysis, progress: pd.DataFrame) -> Page:
         """Primary families: the page's introduction, sections and notes."""
         raise NotImplementedError
 
-    def findings(self, block: dict[str, Any]) -> list[str]:
-        """Extensions: lines added to the document's findings, from the family's own block."""
+    def findings(self, result: Any) -> list[str]:
+        """Extensions: lines added to the document's findings, from the family's record."""
         return []
 
-    def sections(self, run: Run, analysis: dict, progress: pd.DataFrame) -> list[Section]:
-        """Extensions: the report sections drawing ``analysis[self.name]``."""
+    def sections(self, run: Run, analysis: StoredAnalysis, progress: pd.DataFrame) -> list[Section]:
+        """Extensions: the report sections drawing ``analysis.extensions[self.name]``."""
         return []
 
-    def summary_row(self, analysis: dict) -> dict[str, Any]:
+    def summary_row(self, analysis: StoredAnalysis) -> dict[str, Any]:
         """Columns of the sweep summary for a member with this analysis."""
         return {}
 
@@ -120,9 +150,31 @@ def families_in(analysis: dict) -> list[AnalysisFamily]:
     return primary + [FAMILIES[n] for n in names if n in FAMILIES]
 
 
+def read_analysis(document: dict[str, Any]) -> StoredAnalysis:
+    """A stored ``analysis.json`` as the records of the families that computed it (raises
+    GrokscopeError, naming what is wrong, for a document this version cannot read)."""
+    families = families_in(document)
+    primary, *extensions = families
+    return StoredAnalysis(families=tuple(families), primary=primary.load(document),
+                          extensions={f.name: f.load(document.get(f.name)) for f in extensions})
+
+
+def load_analysis(run_dir) -> StoredAnalysis:
+    """The analysis of the run in ``run_dir`` (``grokscope analyze`` wrote it), as records."""
+    path = Path(run_dir) / "analysis.json"
+    if not path.is_file():
+        raise GrokscopeError(f"{run_dir} has no analysis.json; run `grokscope analyze {run_dir}` first")
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise GrokscopeError(f"the analysis in {run_dir} is unreadable ({e}); re-run grokscope analyze") from None
+    return read_analysis(document)
+
+
 def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
     """Analyse a finished run with every family that applies; writes ``analysis.json``,
-    ``progress.parquet`` and (if the primary family stores arrays) ``analysis.safetensors``."""
+    ``progress.parquet`` and (if the primary family stores arrays) ``analysis.safetensors``,
+    and returns the document written (``read_analysis`` gives its records)."""
     if not run.complete:
         raise GrokscopeError(f"run {run.paths.root} is incomplete (no summary.json); finish it first (re-run its command)")
     run.refuse_if_diverged()
@@ -133,12 +185,12 @@ def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
     root = run.paths.root
     with run_lock(root, "grokscope analyze"):
         computed = primary.compute(run, None, on_checkpoint)
-        document = computed.document
+        document = to_json(computed.result)
         document["families"] = [f.name for f in families]
         for family in extensions:
-            block = family.compute(run, document).document
-            document[family.name] = block
-            document.setdefault("findings", []).extend(family.findings(block))
+            result = family.compute(run, computed.result).result
+            document[family.name] = to_json(result)
+            document["findings"].extend(family.findings(result))
         if computed.progress is not None:
             atomic_write_parquet(root / "progress.parquet", computed.progress)
         if computed.arrays is not None:

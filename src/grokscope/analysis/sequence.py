@@ -23,6 +23,9 @@ from grokscope.analysis.attention_scores import (
 )
 from grokscope.analysis.curves import PHASE_CHANGE_RULE, phase_change, phase_changes
 from grokscope.analysis.registry import AnalysisFamily, Computed, register
+from grokscope.analysis.sequence_records import (
+    FinalMetrics, HeadScores, OVCircuit, Rise, SequenceAnalysis, SkipTrigramEvidence,
+)
 from grokscope.runs import Run
 
 FORMAT = "grokscope.sequence-analysis/1"
@@ -51,13 +54,13 @@ def head_scores(model, test_tokens: torch.Tensor, induction_tokens: torch.Tensor
     return row
 
 
-def rise(epochs: list[int], values: np.ndarray) -> dict[str, int | None]:
+def rise(epochs: list[int], values: np.ndarray) -> Rise:
     """Epochs at which a rising score first reaches 10 % and 90 % of its final value."""
     final = values[-1]
     if not final > 0:
-        return {"epoch_10": None, "epoch_90": None}
+        return Rise(None, None)
     at = lambda share: next((int(e) for e, v in zip(epochs, values) if v >= share * final), None)  # noqa: E731
-    return {"epoch_10": at(0.1), "epoch_90": at(0.9)}
+    return Rise(at(0.1), at(0.9))
 
 
 def analyze_sequence_run(run: Run, on_checkpoint=None) -> Computed:
@@ -85,23 +88,18 @@ def analyze_sequence_run(run: Run, on_checkpoint=None) -> Computed:
     heads = [c[len("induction_"):] for c in progress.columns if c.startswith("induction_")]
     best = max(heads, key=lambda h: final[f"induction_{h}"]) if heads else None
     summary = run.summary
-    analysis: dict[str, Any] = {
-        "format": FORMAT,
-        "task": run.config.task.kind,
-        "n_layers": getattr(run.config.model, "n_layers", 0),
-        "epoch": epochs[-1],
-        "grokking_epoch": summary["grokking_epoch"],
-        "final": {k: summary[k] for k in ("train_loss", "test_loss", "train_acc", "test_acc")},
-        "phase_change_rule": PHASE_CHANGE_RULE,
-        "train_loss_phase_change": loss_change,
-        "target_phase_changes": target_changes,
-        "heads": {h: {s: final[f"{s}_{h}"] for s in ("prev", "induction", "copying")} for h in heads},
-        "induction_head": best,
-        "induction_rise": rise(epochs, progress[f"induction_{best}"].to_numpy()) if heads else None,
-    }
-    analysis["headline"] = headline(analysis)
-    analysis["findings"] = findings(analysis)
-    analysis["seconds"] = time.perf_counter() - t0
+    heads_final = {h: HeadScores(**{s: final[f"{s}_{h}"] for s in ("prev", "induction", "copying")}) for h in heads}
+    task, n_layers = run.config.task.kind, getattr(run.config.model, "n_layers", 0)
+    final_metrics = FinalMetrics(**{k: summary[k] for k in ("train_loss", "test_loss", "train_acc", "test_acc")})
+    induction_rise = rise(epochs, progress[f"induction_{best}"].to_numpy()) if heads else None
+    result = SequenceAnalysis(
+        format=FORMAT, task=task, n_layers=n_layers, epoch=epochs[-1], grokking_epoch=summary["grokking_epoch"],
+        final=final_metrics, phase_change_rule=PHASE_CHANGE_RULE, train_loss_phase_change=loss_change,
+        target_phase_changes=target_changes, heads=heads_final, induction_head=best, induction_rise=induction_rise,
+        headline=headline(task, final_metrics, loss_change, target_changes),
+        findings=findings(target_changes, heads_final, best, induction_rise, n_layers),
+        seconds=time.perf_counter() - t0,
+    )
     arrays = None
     if attention:  # the final model's patterns on the first held-out example
         example = test_tokens[:1]
@@ -109,7 +107,7 @@ def analyze_sequence_run(run: Run, on_checkpoint=None) -> Computed:
         for layer, pattern in enumerate(_patterns(model, example)):
             for head in range(pattern.shape[1]):
                 arrays[f"pattern_{head_label(layer, head)}"] = pattern[0, head].double()  # [query pos, key pos]
-    return Computed(document=analysis, progress=progress, arrays=arrays)
+    return Computed(result=result, progress=progress, arrays=arrays)
 
 
 def _test_tokens(run: Run) -> torch.Tensor:
@@ -123,23 +121,25 @@ class SequenceTask(AnalysisFamily):
     """Sequence tasks: phase changes in each target's loss, and what the attention heads do."""
 
     name = "sequence"
+    record = SequenceAnalysis
     primary = True
     format = FORMAT
 
     def applies_to(self, config) -> bool:
         return config.task.kind != "modular"
 
-    def compute(self, run, document, on_checkpoint=None) -> Computed:
+    def compute(self, run, primary, on_checkpoint=None) -> Computed:
         return analyze_sequence_run(run, on_checkpoint)
 
     def page(self, run, analysis, progress):
         from grokscope.report.html import sequence_page
 
-        return sequence_page(run, analysis, progress)
+        return sequence_page(run, analysis.primary, progress)
 
     def summary_row(self, analysis) -> dict[str, Any]:
-        return {"train_loss_phase_change": analysis["train_loss_phase_change"],
-                **{f"phase_change_{n}": e for n, e in analysis["target_phase_changes"].items()}}
+        a: SequenceAnalysis = analysis.primary
+        return {"train_loss_phase_change": a.train_loss_phase_change,
+                **{f"phase_change_{n}": e for n, e in a.target_phase_changes.items()}}
 
 
 @register
@@ -148,24 +148,25 @@ class CopyingCircuit(AnalysisFamily):
     tasks solved by copying: sorting, permuting, the max element."""
 
     name = "copying_circuit"
+    record = OVCircuit
 
     def applies_to(self, config) -> bool:
         return config.task.kind in ("sort", "permute", "max_element") and config.model.kind == "transformer"
 
-    def compute(self, run, document, on_checkpoint=None) -> Computed:
-        head = max(document["heads"], key=lambda h: document["heads"][h]["copying"])
+    def compute(self, run, primary, on_checkpoint=None) -> Computed:
+        head = max(primary.heads, key=lambda h: primary.heads[h].copying)
         model = run.model()
         layer, index = next((i, h) for i in range(len(model.blocks)) for h in range(model.blocks[i].attn.n_heads)
                             if head_label(i, h) == head)
         attn = model.blocks[layer].attn
         with torch.no_grad():
             ov = ov_circuits(model.W_E, attn.W_V, attn.W_O, model.W_U)[index]  # [token, output]
-        return Computed({"head": head, "layer": layer, "head_index": index, "ov": ov.tolist()})
+        return Computed(OVCircuit(head=head, layer=layer, head_index=index, ov=ov.tolist()))
 
     def sections(self, run, analysis, progress):
         from grokscope.report.sequence import copying_sections
 
-        return copying_sections(analysis)
+        return copying_sections(analysis.extensions[self.name])
 
 
 @register
@@ -175,11 +176,12 @@ class SkipTrigrams(AnalysisFamily):
     largest output is v itself (the skip trigram ``v .. END -> v``)."""
 
     name = "skip_trigrams"
+    record = SkipTrigramEvidence
 
     def applies_to(self, config) -> bool:
         return config.task.kind == "max_element" and config.model.kind == "transformer"
 
-    def compute(self, run, document, on_checkpoint=None) -> Computed:
+    def compute(self, run, primary, on_checkpoint=None) -> Computed:
         model = run.model()
         data, split = run.task.dataset(), run.task.split()
         tokens, labels = data.tokens[split.test][:N_EXAMPLES], data.labels[split.test][:N_EXAMPLES]
@@ -191,21 +193,21 @@ class SkipTrigrams(AnalysisFamily):
         entries, values = pattern[:, 1:-1], tokens[:, 1:-1]  # the list, without START and END
         rank = values.argsort(1, descending=True).argsort(1)  # 0 = the maximum
         frame = pd.DataFrame({"value": values.flatten(), "rank": rank.flatten(), "attention": entries.flatten()})
-        return Computed({
-            "end_attends_to_max": float((pattern.argmax(-1) == at_max.argmax(-1)).double().mean()),
-            "ov_copying_accuracy": ov_accuracy,
-            "attention_by_value": {str(k): v for k, v in frame.groupby("value")["attention"].mean().items()},
-            "attention_by_rank": {str(k): v for k, v in frame.groupby("rank")["attention"].mean().items()},
-        })
+        return Computed(SkipTrigramEvidence(
+            end_attends_to_max=float((pattern.argmax(-1) == at_max.argmax(-1)).double().mean()),
+            ov_copying_accuracy=ov_accuracy,
+            attention_by_value={int(k): float(v) for k, v in frame.groupby("value")["attention"].mean().items()},
+            attention_by_rank={int(k): float(v) for k, v in frame.groupby("rank")["attention"].mean().items()},
+        ))
 
-    def findings(self, block) -> list[str]:
-        return [f"END attends most to the maximum in {block['end_attends_to_max']:.1%} of test lists; the OV "
-                f"circuit maps {block['ov_copying_accuracy']:.1%} of values to themselves (skip trigrams v .. END -> v)"]
+    def findings(self, result: SkipTrigramEvidence) -> list[str]:
+        return [f"END attends most to the maximum in {result.end_attends_to_max:.1%} of test lists; the OV "
+                f"circuit maps {result.ov_copying_accuracy:.1%} of values to themselves (skip trigrams v .. END -> v)"]
 
     def sections(self, run, analysis, progress):
         from grokscope.report.sequence import skip_trigram_sections
 
-        return skip_trigram_sections(analysis)
+        return skip_trigram_sections(analysis.extensions[self.name])
 
 
 def head_label(layer: int, head: int) -> str:
@@ -213,31 +215,31 @@ def head_label(layer: int, head: int) -> str:
     return f"L{layer}H{head}"
 
 
-def headline(a: dict) -> str:
+def headline(task: str, final: FinalMetrics, loss_change: int | None, changes: dict[str, int | None]) -> str:
     """One line: final accuracy, when the loss fell, and the phase changes found."""
-    found = {n: e for n, e in a["target_phase_changes"].items() if e is not None}
-    change = a["train_loss_phase_change"]
-    text = (f"{a['task']}: test accuracy {a['final']['test_acc']:.1%}; "
-            + (f"train-loss phase change at epoch {change}" if change is not None else "no train-loss phase change by the rule"))
-    if a["target_phase_changes"]:
-        text += f"; {len(found)} of {len(a['target_phase_changes'])} targets show a phase change"
+    found = {n: e for n, e in changes.items() if e is not None}
+    text = (f"{task}: test accuracy {final.test_acc:.1%}; "
+            + (f"train-loss phase change at epoch {loss_change}" if loss_change is not None
+               else "no train-loss phase change by the rule"))
+    if changes:
+        text += f"; {len(found)} of {len(changes)} targets show a phase change"
         if found:
             text += f" at epochs {sorted(set(found.values()))}"
     return text
 
 
-def findings(a: dict) -> list[str]:
+def findings(changes: dict[str, int | None], heads: dict[str, HeadScores], induction_head: str | None,
+             induction_rise: Rise | None, n_layers: int) -> list[str]:
     """What the heads do, one line each."""
     lines = [f"{n}: phase change at epoch {e}" if e is not None else f"{n}: no phase change by the rule"
-             for n, e in a["target_phase_changes"].items()]
-    if not a["heads"]:
+             for n, e in changes.items()]
+    if not heads:
         return lines + ["this model has no attention heads to score"]
-    h = a["induction_head"]
-    if a["n_layers"] >= 2:  # an induction circuit needs two layers
-        lines.append(f"strongest induction head {h}: induction score {a['heads'][h]['induction']:.2f} (rose 10%->90% "
-                     f"between epochs {a['induction_rise']['epoch_10']} and {a['induction_rise']['epoch_90']})")
-    prev = max(a["heads"], key=lambda k: a["heads"][k]["prev"])
-    lines.append(f"strongest previous-token head {prev}: score {a['heads'][prev]['prev']:.2f}")
-    copy = max(a["heads"], key=lambda k: a["heads"][k]["copying"])
-    lines.append(f"most copying head {copy}: positive-eigenvalue share of its OV circuit {a['heads'][copy]['copying']:.2f}")
+    if n_layers >= 2:  # an induction circuit needs two layers
+        lines.append(f"strongest induction head {induction_head}: induction score {heads[induction_head].induction:.2f} "
+                     f"(rose 10%->90% between epochs {induction_rise.epoch_10} and {induction_rise.epoch_90})")
+    prev = max(heads, key=lambda k: heads[k].prev)
+    lines.append(f"strongest previous-token head {prev}: score {heads[prev].prev:.2f}")
+    copy = max(heads, key=lambda k: heads[k].copying)
+    lines.append(f"most copying head {copy}: positive-eigenvalue share of its OV circuit {heads[copy].copying:.2f}")
     return lines

@@ -18,55 +18,42 @@ so it measures how finished the implementation is, not whether the algorithm is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from grokscope.analysis.modular_records import FinalMeasures, Phases, Verdict
 
 
-@dataclass(frozen=True)
-class Verdict:
-    implements_fourier_multiplication: bool
-    key_frequencies: list[int]
-    reasons: list[str]  # one sentence per criterion, with its number, each starting "pass:" or "fail:"
-
-
-def axes(analysis: dict) -> tuple[str, str]:
-    """Names of the analysis's input coordinates: ("x", "y"), or ("u", "v") for pow_sum in u = x^a."""
-    x, y = analysis.get("coordinates", {}).get("axes", ["x", "y"])
-    return x, y
-
-
-def decide(analysis: dict, p: int) -> Verdict:
-    """Apply the criteria to an analysis dict (see ``pipeline.analyze_run``)."""
-    final, freqs = analysis["final"], analysis["key_frequencies"]
-    x, y = axes(analysis)
-    wave = f"cos(w({x}+{y}-z))" if analysis.get("sign", 1) > 0 else f"cos(w({x}-{y}-z))"
+def decide(final: FinalMeasures, freqs: list[int], p: int, sign: int = 1, axes: tuple[str, str] = ("x", "y")) -> Verdict:
+    """Apply the criteria to the final checkpoint's measures and the key frequencies ``freqs``,
+    for the p residues; ``sign`` and ``axes`` name the wave the logits were tested against."""
+    x, y = axes
+    wave = f"cos(w({x}+{y}-z))" if sign > 0 else f"cos(w({x}-{y}-z))"
     checks: list[tuple[bool, str]] = [
-        (final["test_acc"] >= 0.99, f"final test accuracy is {final['test_acc']:.1%} (needs >= 99%)"),
+        (final.test_acc >= 0.99, f"final test accuracy is {final.test_acc:.1%} (needs >= 99%)"),
         (1 <= len(freqs) <= p // 4,
          f"{len(freqs)} key frequencies {freqs} (needs 1 to {p // 4})"),
-        (final["logit_fve"] >= 0.7,
-         f"{wave} waves of the key frequencies explain {final['logit_fve']:.1%} of the logits' variance (needs >= 70%)"),
-        (final["restricted_loss_test"] <= 0.1,
-         f"restricted test loss is {final['restricted_loss_test']:.3g} (needs <= 0.1; full test loss {final['test_loss']:.3g})"),
-        (final["excluded_loss_train"] >= max(10 * final["train_loss"], 0.1),
-         f"excluded train loss is {final['excluded_loss_train']:.3g} vs train loss {final['train_loss']:.3g} (needs >= 10x and >= 0.1)"),
+        (final.logit_fve >= 0.7,
+         f"{wave} waves of the key frequencies explain {final.logit_fve:.1%} of the logits' variance (needs >= 70%)"),
+        (final.restricted_loss_test <= 0.1,
+         f"restricted test loss is {final.restricted_loss_test:.3g} (needs <= 0.1; full test loss {final.test_loss:.3g})"),
+        (final.excluded_loss_train >= max(10 * final.train_loss, 0.1),
+         f"excluded train loss is {final.excluded_loss_train:.3g} vs train loss {final.train_loss:.3g} (needs >= 10x and >= 0.1)"),
     ]
-    if final.get("restricted_neuron_loss_test") is not None:
-        loss = final["restricted_neuron_loss_test"]
+    if final.restricted_neuron_loss_test is not None:
+        loss = final.restricted_neuron_loss_test
         checks.append((loss <= 0.1, f"with every neuron restricted to the key frequencies' terms, test loss is {loss:.3g} (needs <= 0.1)"))
     reasons = [("pass: " if ok else "fail: ") + text for ok, text in checks]
-    if final.get("logit_fit_loss") is not None:
-        reasons.append(f"note: the fitted waves alone, as logits, have loss {final['logit_fit_loss']:.3g} over all pairs "
-                       f"(the model's test loss: {final['test_loss']:.3g})")
-    if final.get("frac_neurons_in_key_clusters") is not None:
-        reasons.append(f"note: {final['frac_neurons_in_key_clusters']:.1%} of neurons are clustered (FVE >= 0.85) "
+    if final.logit_fit_loss is not None:
+        reasons.append(f"note: the fitted waves alone, as logits, have loss {final.logit_fit_loss:.3g} over all pairs "
+                       f"(the model's test loss: {final.test_loss:.3g})")
+    if final.frac_neurons_in_key_clusters is not None:
+        reasons.append(f"note: {final.frac_neurons_in_key_clusters:.1%} of neurons are clustered (FVE >= 0.85) "
                        "on a key frequency (the paper: 85% after 40K epochs)")
     return Verdict(implements_fourier_multiplication=all(ok for ok, _ in checks), key_frequencies=freqs, reasons=reasons)
 
 
-def headline(analysis: dict) -> str:
+def headline(verdict: Verdict, grokking_epoch: int | None, phases: Phases) -> str:
     """One line: the verdict, key frequencies and phases."""
-    v, phases = analysis["verdict"], analysis["phases"]
-    yes = "implements" if v["implements_fourier_multiplication"] else "does not implement"
-    return (f"verdict: {yes} the Fourier-multiplication algorithm; key frequencies {analysis['key_frequencies']}; "
-            f"grokked at {analysis['grokking_epoch']}; phases end at memorisation {phases['memorisation_end']}, "
-            f"circuit formation {phases['circuit_formation_end']}, clean-up {phases['cleanup_end']}")
+    yes = "implements" if verdict.implements_fourier_multiplication else "does not implement"
+    return (f"verdict: {yes} the Fourier-multiplication algorithm; key frequencies {verdict.key_frequencies}; "
+            f"grokked at {grokking_epoch}; phases end at memorisation {phases.memorisation_end}, "
+            f"circuit formation {phases.circuit_formation_end}, clean-up {phases.cleanup_end}")
+

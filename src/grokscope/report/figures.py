@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from grokscope.analysis.verdict import axes
+from grokscope.analysis.modular_records import ModularAnalysis, Phases
 
 TEMPLATE = "plotly_white"
 TRAIN, TEST, THIRD, FOURTH = "#1f77b4", "#d62728", "#2ca02c", "#9467bd"
@@ -32,9 +32,10 @@ class NotApplicable(Exception):
     """This figure does not apply to the run; the message says why."""
 
 
-def _phase_spans(analysis: dict, last_epoch: int) -> list[tuple[str, float, float]]:
-    ph = analysis.get("phases") or {}
-    bounds = [0, ph.get("memorisation_end"), ph.get("circuit_formation_end"), ph.get("cleanup_end")]
+def _phase_spans(phases: Phases | None, last_epoch: int) -> list[tuple[str, float, float]]:
+    if phases is None:
+        return []
+    bounds = [0, phases.memorisation_end, phases.circuit_formation_end, phases.cleanup_end]
     spans = []
     for name, start, end in zip(PHASE_COLOURS, bounds, bounds[1:]):
         if start is None:
@@ -45,21 +46,20 @@ def _phase_spans(analysis: dict, last_epoch: int) -> list[tuple[str, float, floa
     return spans
 
 
-def _mark_phases(fig: go.Figure, analysis: dict, last_epoch: int, rows: int) -> None:
+def _mark_phases(fig: go.Figure, grok: int | None, phases: Phases | None, last_epoch: int, rows: int) -> None:
     for row in range(1, rows + 1):
         labelled = row == 1  # name the phases once, on the top panel
-        for name, start, end in _phase_spans(analysis, last_epoch):
+        for name, start, end in _phase_spans(phases, last_epoch):
             label = dict(annotation_text=name, annotation_position="top left", annotation_font_size=11) if labelled else {}
             fig.add_vrect(x0=start, x1=end, fillcolor=PHASE_COLOURS[name], line_width=0, layer="below",
                           row=row, col=1, **label)
-        grok = analysis.get("grokking_epoch")
         if grok is not None:
             label = dict(annotation_text=f"grokked @ {grok:,}", annotation_position="bottom right") if labelled else {}
             fig.add_vline(x=grok, line_dash="dash", line_color="black", row=row, col=1, **label)
 
 
-def training_curves(metrics: pd.DataFrame, analysis: dict) -> go.Figure:
-    """Train and test loss (log scale) and accuracy over epochs, phases shaded, grokking marked."""
+def training_curves(metrics: pd.DataFrame, grok: int | None, phases: Phases | None = None) -> go.Figure:
+    """Train and test loss (log scale) and accuracy over epochs, phases shaded, the grokking epoch marked."""
     evaluated = metrics.dropna(subset=["test_loss"])
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=("loss (log scale)", "accuracy"))
@@ -72,14 +72,14 @@ def training_curves(metrics: pd.DataFrame, analysis: dict) -> go.Figure:
     fig.update_yaxes(type="log", exponentformat="power", row=1, col=1)
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%", row=2, col=1)
     fig.update_xaxes(title_text="epoch", row=2, col=1)
-    _mark_phases(fig, analysis, int(metrics["epoch"].iloc[-1]), rows=2)
+    _mark_phases(fig, grok, phases, int(metrics["epoch"].iloc[-1]), rows=2)
     fig.update_layout(template=TEMPLATE, height=560, legend_orientation="h", legend_y=-0.12)
     return fig
 
 
-def progress_measures(progress: pd.DataFrame, analysis: dict) -> go.Figure:
+def progress_measures(progress: pd.DataFrame, analysis: ModularAnalysis) -> go.Figure:
     """Excluded and restricted loss, weights, Gini and softmax collapse over checkpoints."""
-    if not analysis.get("key_frequencies"):
+    if not analysis.key_frequencies:
         raise NotApplicable("No key frequencies were found, so excluded and restricted loss have nothing to remove or keep.")
     fig = make_subplots(rows=2, cols=2, horizontal_spacing=0.1, vertical_spacing=0.14, subplot_titles=(
         "loss with and without the key frequencies (log)", "sum of squared weights",
@@ -107,11 +107,11 @@ def progress_measures(progress: pd.DataFrame, analysis: dict) -> go.Figure:
     return fig
 
 
-def embedding_norms(analysis: dict, progress: pd.DataFrame) -> go.Figure:
+def embedding_norms(analysis: ModularAnalysis, progress: pd.DataFrame) -> go.Figure:
     """W_E's Fourier norm per frequency at the end, and its evolution over checkpoints."""
-    norms = analysis["embedding_frequency_norms"]
+    norms = analysis.embedding_frequency_norms
     ks = list(range(1, len(norms) + 1))
-    key = set(analysis.get("key_frequencies", []))
+    key = set(analysis.key_frequencies)
     columns = [f"embed_norm_k{k}" for k in ks]
     fig = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6], horizontal_spacing=0.1,
                         subplot_titles=("final checkpoint", "over training"))
@@ -126,35 +126,35 @@ def embedding_norms(analysis: dict, progress: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def neuron_clusters(analysis: dict) -> go.Figure:
+def neuron_clusters(analysis: ModularAnalysis) -> go.Figure:
     """Cluster sizes per frequency and the histogram of each neuron's best-frequency FVE."""
-    neurons = analysis.get("neurons")
-    if not neurons:
+    neurons = analysis.neurons
+    if neurons is None:
         raise NotApplicable("This model has no MLP neurons.")
-    sizes = {int(k): v for k, v in neurons["cluster_sizes"].items()}
-    key = set(analysis.get("key_frequencies", []))
+    sizes = neurons.cluster_sizes
+    key = set(analysis.key_frequencies)
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=(
-        f"neurons per frequency (FVE >= {neurons['threshold']:.2f})", "fraction of each neuron's variance its best frequency explains"))
+        f"neurons per frequency (FVE >= {neurons.threshold:.2f})", "fraction of each neuron's variance its best frequency explains"))
     ks = sorted(sizes)
     add_frequency_bars(fig, ks, [sizes[k] for k in ks], key, "frequency %{x}: %{y} neurons<extra></extra>", row=1, col=1)
-    fig.add_histogram(x=neurons["fve"], nbinsx=40, marker_color=TRAIN, showlegend=False, row=1, col=2)
-    fig.add_vline(x=neurons["threshold"], line_dash="dash", row=1, col=2)
+    fig.add_histogram(x=neurons.fve, nbinsx=40, marker_color=TRAIN, showlegend=False, row=1, col=2)
+    fig.add_vline(x=neurons.threshold, line_dash="dash", row=1, col=2)
     fig.update_xaxes(title_text="frequency k", type="category", row=1, col=1)
     fig.update_xaxes(title_text="FVE", row=1, col=2)
     fig.update_layout(template=TEMPLATE, height=380)
     return fig
 
 
-def neuron_examples(analysis: dict, arrays: dict) -> go.Figure:
+def neuron_examples(analysis: ModularAnalysis, arrays: dict) -> go.Figure:
     """Example neurons over the (x, y) grid beside their single-frequency approximations."""
-    meta = analysis.get("neuron_examples") or []
+    meta = analysis.neuron_examples
     if not meta or "neuron_examples" not in arrays:
         raise NotApplicable("No neuron is well explained by a single key frequency, so there is no clean example to show.")
     rows = len(meta)
-    x, y = axes(analysis)
+    x, y = analysis.axes
     titles = []
     for m in meta:
-        titles += [f"neuron {m['neuron']} (frequency {m['frequency']})", f"its frequency-{m['frequency']} terms (FVE {m['fve']:.0%})"]
+        titles += [f"neuron {m.neuron} (frequency {m.frequency})", f"its frequency-{m.frequency} terms (FVE {m.fve:.0%})"]
     fig = make_subplots(rows=rows, cols=2, subplot_titles=titles, vertical_spacing=0.3 / rows, horizontal_spacing=0.08)
     for i in range(rows):
         for j, name in enumerate(("neuron_examples", "neuron_examples_approx")):
@@ -166,13 +166,13 @@ def neuron_examples(analysis: dict, arrays: dict) -> go.Figure:
     return fig
 
 
-def logit_structure(analysis: dict, arrays: dict, labels: list[str]) -> go.Figure:
+def logit_structure(analysis: ModularAnalysis, arrays: dict, labels: list[str]) -> go.Figure:
     """The logits' 2-D Fourier spectrum over (x, y) and the cos(w(x+y-z)) fit per frequency."""
-    share = analysis["logit_frequency_share"]
+    share = analysis.logit_frequency_share
     ks = list(range(1, len(share) + 1))
-    key = set(analysis.get("key_frequencies", []))
-    sign = "+" if analysis.get("sign", 1) > 0 else "-"
-    x, y = axes(analysis)
+    key = set(analysis.key_frequencies)
+    sign = "+" if analysis.sign > 0 else "-"
+    x, y = analysis.axes
     fig = make_subplots(rows=1, cols=2, column_widths=[0.5, 0.5], horizontal_spacing=0.12, subplot_titles=(
         "norm of the centred logits' 2-D Fourier terms", f"variance explained by cos(w_k({x} {sign} {y} - z))"))
     fig.add_heatmap(z=arrays["logits_spectrum_2d"], x=labels, y=labels, colorscale="Viridis", showscale=False,
@@ -185,9 +185,9 @@ def logit_structure(analysis: dict, arrays: dict, labels: list[str]) -> go.Figur
     return fig
 
 
-def embedding_circles(analysis: dict, arrays: dict) -> go.Figure:
+def embedding_circles(analysis: ModularAnalysis, arrays: dict) -> go.Figure:
     """W_E projected on the cos/sin directions of each key frequency: points on a circle."""
-    freqs = analysis.get("key_frequencies") or []
+    freqs = analysis.key_frequencies
     if not freqs or "embedding_circles" not in arrays:
         raise NotApplicable("No key frequencies, so there is no circle to draw.")
     circles = arrays["embedding_circles"]
@@ -221,17 +221,17 @@ def attention_patterns(arrays: dict) -> go.Figure:
     return fig
 
 
-def ablation_curve(analysis: dict) -> go.Figure:
+def ablation_curve(analysis: ModularAnalysis) -> go.Figure:
     """Loss after mean-ablating the k most important neurons, with the other ablations as lines."""
-    ab = analysis.get("ablations")
-    if not ab:
+    ab = analysis.ablations
+    if ab is None:
         raise NotApplicable("This model has no MLP neurons to ablate.")
-    ks, losses = zip(*ab["top_k"])
+    ks, losses = zip(*ab.top_k)
     fig = go.Figure()
     fig.add_scatter(x=ks, y=losses, mode="lines+markers", name="top-k neurons mean-ablated", line_color=TEST)
     span = [ks[0], ks[-1]]  # reference levels as legend entries (annotations misplace on log axes)
-    fig.add_scatter(x=span, y=[ab["base_loss"]] * 2, mode="lines", name="no ablation", line=dict(color=TRAIN, dash="dash"))
-    fig.add_scatter(x=span, y=[ab["single_frequency_approximation"]] * 2, mode="lines",
+    fig.add_scatter(x=span, y=[ab.base_loss] * 2, mode="lines", name="no ablation", line=dict(color=TRAIN, dash="dash"))
+    fig.add_scatter(x=span, y=[ab.single_frequency_approximation] * 2, mode="lines",
                     name="every neuron replaced by its single-frequency approximation", line=dict(color=THIRD, dash="dot"))
     fig.update_xaxes(type="log", title_text="neurons ablated (most important first)")
     fig.update_yaxes(type="log", exponentformat="power", title_text="loss over all pairs")
@@ -239,17 +239,17 @@ def ablation_curve(analysis: dict) -> go.Figure:
     return fig
 
 
-def ablation_rows(analysis: dict) -> list[tuple[str, str]]:
+def ablation_rows(analysis: ModularAnalysis) -> list[tuple[str, str]]:
     """(ablation, loss) rows for the page's table."""
-    ab = analysis.get("ablations")
-    if not ab:
+    ab = analysis.ablations
+    if ab is None:
         return []
     fmt = lambda v: f"{v:.3g}" if v is not None and math.isfinite(v) else "n/a"  # noqa: E731
-    rows = [("none (the trained model)", fmt(ab["base_loss"]))]
-    rows += [(f"cluster of frequency {k} mean-ablated", fmt(v)) for k, v in ab["clusters"].items()]
-    rows += [(f"frequency {k}'s terms removed from every neuron", fmt(v)) for k, v in ab["frequency_directions"].items()]
-    rows.append(("every neuron replaced by its single-frequency approximation", fmt(ab["single_frequency_approximation"])))
-    rows.append(("clustered neurons replaced by their approximation", fmt(ab["clustered_single_frequency_approximation"])))
+    rows = [("none (the trained model)", fmt(ab.base_loss))]
+    rows += [(f"cluster of frequency {k} mean-ablated", fmt(v)) for k, v in ab.clusters.items()]
+    rows += [(f"frequency {k}'s terms removed from every neuron", fmt(v)) for k, v in ab.frequency_directions.items()]
+    rows.append(("every neuron replaced by its single-frequency approximation", fmt(ab.single_frequency_approximation)))
+    rows.append(("clustered neurons replaced by their approximation", fmt(ab.clustered_single_frequency_approximation)))
     return rows
 
 

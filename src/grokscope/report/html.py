@@ -13,7 +13,8 @@ from plotly.offline import get_plotlyjs
 
 from grokscope.analysis import registry
 from grokscope.analysis.fourier import FourierBasis
-from grokscope.analysis.verdict import axes
+from grokscope.analysis.modular_records import LabelStatistics, ModularAnalysis
+from grokscope.analysis.sequence_records import SequenceAnalysis
 from grokscope.errors import GrokscopeError
 from grokscope.lock import run_lock
 from grokscope.report import figures, sequence
@@ -32,47 +33,46 @@ table { border-collapse: collapse; margin: 0.5em 0; } td, th { padding: 0.25em 0
 """
 
 
-def _story(run: Run, analysis: dict) -> str:
+def _story(run: Run, analysis: ModularAnalysis) -> str:
     """The run in three or four sentences, from the numbers."""
-    summary, ph, final = run.summary, analysis["phases"], analysis["final"]
+    memorised = analysis.phases.memorisation_end
     parts = []
-    if ph.get("memorisation_end") is not None:
-        parts.append(f"The model memorised its {len(run.task.split().train):,} training pairs by epoch "
-                     f"{ph['memorisation_end']:,}.")
-    if analysis.get("grokking_epoch") is not None:
-        parts.append(f"Test accuracy passed 99% at epoch {analysis['grokking_epoch']:,}: it grokked, long after memorising.")
+    if memorised is not None:
+        parts.append(f"The model memorised its {len(run.task.split().train):,} training pairs by epoch {memorised:,}.")
+    if analysis.grokking_epoch is not None:
+        parts.append(f"Test accuracy passed 99% at epoch {analysis.grokking_epoch:,}: it grokked, long after memorising.")
     else:
-        parts.append(f"It did not grok: final test accuracy {final['test_acc']:.1%} after {summary['final_epoch']:,} epochs.")
-    if analysis.get("key_frequencies"):
-        parts.append(f"It uses the frequencies {', '.join(map(str, analysis['key_frequencies']))} "
+        parts.append(f"It did not grok: final test accuracy {analysis.final.test_acc:.1%} after "
+                     f"{run.summary['final_epoch']:,} epochs.")
+    if analysis.key_frequencies:
+        parts.append(f"It uses the frequencies {', '.join(map(str, analysis.key_frequencies))} "
                      f"(w_k = 2πk/{run.config.task.p}).")
     return " ".join(parts)
 
 
-def _verdict_html(analysis: dict) -> str:
-    v = analysis["verdict"]
-    yes = v["implements_fourier_multiplication"]
+def _verdict_html(analysis: ModularAnalysis) -> str:
+    yes = analysis.verdict.implements_fourier_multiplication
     head = ("The model implements the Fourier-multiplication algorithm" if yes
             else "The model does not (yet) implement the Fourier-multiplication algorithm")
-    reasons = "".join(f"<li>{html.escape(r)}</li>" for r in v["reasons"])
+    reasons = "".join(f"<li>{html.escape(r)}</li>" for r in analysis.verdict.reasons)
     return f'<div class="verdict {"yes" if yes else "no"}"><b>{head}.</b><ul>{reasons}</ul></div>'
 
 
-def _facts(run: Run, analysis: dict) -> str:
+def _facts(run: Run, analysis: ModularAnalysis) -> str:
     c = run.config
     rows = [
         ("task", f"({'x + y' if c.task.op == 'add' else 'x - y' if c.task.op == 'sub' else c.task.op}) mod {c.task.p}, "
                  f"{c.task.frac_train:.0%} of pairs for training (split seed {c.task.seed})"),
         ("model", c.model.summary()),
-        ("coordinates of the analysis", analysis.get("coordinates", {}).get("basis", "x, y")),
-        ("labels over the p residues", _label_text(analysis.get("label_statistics"))),
+        ("coordinates of the analysis", analysis.coordinates.basis),
+        ("labels over the p residues", _label_text(analysis.label_statistics)),
         ("training", f"AdamW lr {c.train.lr:g}, weight decay {c.train.weight_decay:g}, {run.summary['final_epoch']:,} "
                      f"epochs, loss in {c.train.loss_dtype}, seed {c.train.seed}"),
-        ("key frequencies by method", "; ".join(f"{m}: {v}" for m, v in analysis["key_frequencies_by_method"].items())),
-        ("rule", analysis["key_frequency_rule"]),
+        ("key frequencies by method", "; ".join(f"{m}: {v}" for m, v in analysis.key_frequencies_by_method.items())),
+        ("rule", analysis.key_frequency_rule),
     ]
-    if analysis.get("key_frequency_disagreements"):
-        rows.append(("disagreements", "; ".join(analysis["key_frequency_disagreements"])))
+    if analysis.key_frequency_disagreements:
+        rows.append(("disagreements", "; ".join(analysis.key_frequency_disagreements)))
     return _facts_table(rows)
 
 
@@ -82,11 +82,11 @@ def _facts_table(rows: list[tuple[str, object]]) -> str:
         f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows) + "</table>"
 
 
-def _label_text(stats: dict | None) -> str:
-    if not stats:
+def _label_text(stats: LabelStatistics | None) -> str:
+    if stats is None:
         return "not recorded"
-    return (f"{stats['residues_hit']} residues hit; entropy {stats['label_entropy_bits']:.3f} of "
-            f"{stats['max_entropy_bits']:.3f} bits; commonest label {stats['top_label_share']:.2%} of pairs")
+    return (f"{stats.residues_hit} residues hit; entropy {stats.label_entropy_bits:.3f} of "
+            f"{stats.max_entropy_bits:.3f} bits; commonest label {stats.top_label_share:.2%} of pairs")
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
@@ -107,12 +107,13 @@ def _write_report(run: Run, out: str | Path | None) -> Path:
     except (OSError, ValueError) as e:  # unreadable JSON or Parquet (pyarrow's errors are ValueErrors)
         raise GrokscopeError(f"the analysis in {run.paths.root} is incomplete or corrupt ({e}); re-run grokscope analyze") from None
     try:
-        primary, *extensions = registry.families_in(analysis)
+        stored = registry.read_analysis(analysis)
     except GrokscopeError as e:
         raise GrokscopeError(f"the analysis in {run.paths.root} is incomplete or corrupt ({e}); re-run grokscope analyze") from None
-    intro, sections, notes = primary.page(run, analysis, progress)  # a failure here is a bug, and shows as one
+    primary, *extensions = stored.families
+    intro, sections, notes = primary.page(run, stored, progress)  # a failure here is a bug, and shows as one
     for family in extensions:
-        sections = sections + family.sections(run, analysis, progress)
+        sections = sections + family.sections(run, stored, progress)
     body = []
     for i, (title, caption, build) in enumerate(sections):
         body.append(f"<h2>{html.escape(title)}</h2>")
@@ -127,7 +128,7 @@ def _write_report(run: Run, out: str | Path | None) -> Path:
         body.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"figure-{i}",
                                 config={"displaylogo": False, "responsive": True}))
         if title == "Ablations":
-            rows = figures.ablation_rows(analysis)
+            rows = figures.ablation_rows(stored.primary)
             body.append("<table><tr><th>ablation</th><th>loss (all pairs)</th></tr>" + "".join(
                 f"<tr><td>{html.escape(a)}</td><td>{b}</td></tr>" for a, b in rows) + "</table>")
     page = f"""<!doctype html>
@@ -147,18 +148,18 @@ plotly.js is embedded; the page needs no network.</p>
     return path
 
 
-def modular_page(run: Run, analysis: dict, progress: pd.DataFrame) -> tuple[str, list, dict[str, str]]:
+def modular_page(run: Run, analysis: ModularAnalysis, progress: pd.DataFrame) -> tuple[str, list, dict[str, str]]:
     """The Fourier-multiplication story: intro (story, verdict, phases, facts), sections and notes."""
     arrays = figures.load_arrays(run.paths.root / "analysis.safetensors")
     metrics = run.metrics
     labels = list(FourierBasis(run.config.task.p).labels)
-    sign = "+" if analysis.get("sign", 1) > 0 else "−"
-    x, y = axes(analysis)
+    sign = "+" if analysis.sign > 0 else "−"
+    x, y = analysis.axes
     sections: list[registry.Section] = [
         ("Memorisation, then grokking",
          "Train loss collapses within a few hundred epochs while test loss rises: the model memorises. "
          "Test loss falls long after train loss — grokking. Shaded: the phases located by the analysis; dashed: the grokking epoch.",
-         lambda: figures.training_curves(metrics, analysis)),
+         lambda: figures.training_curves(metrics, analysis.grokking_epoch, analysis.phases)),
         ("Progress measures",
          "Excluded loss (train loss with the key frequencies' directions removed from the logits) rises as the model "
          "comes to rely on them, well before test loss moves; restricted loss (only those directions kept) falls "
@@ -194,28 +195,29 @@ def modular_page(run: Run, analysis: dict, progress: pd.DataFrame) -> tuple[str,
     ]
     mechanism = {"What a neuron computes", "The embedding puts each number on circles", sections[5][0]}
     notes = {}
-    if not analysis["verdict"]["implements_fourier_multiplication"]:
+    if not analysis.verdict.implements_fourier_multiplication:
         notes = {t: "The verdict is negative: the caption describes what a model implementing Fourier "
                     "multiplication shows. Read this figure for how far this model is from it." for t in mechanism}
-    phases = {k: (f"epoch {v:,}" if v is not None else "not reached") for k, v in analysis["phases"].items()}
+    at = lambda epoch: f"epoch {epoch:,}" if epoch is not None else "not reached"  # noqa: E731
+    ph = analysis.phases
     intro = f"""<p>{html.escape(_story(run, analysis))}</p>
 {_verdict_html(analysis)}
-<p>Phases: memorisation ends at {phases['memorisation_end']}, circuit formation at {phases['circuit_formation_end']},
-clean-up at {phases['cleanup_end']} ("not reached": still under way when training stopped; rules in <code>analysis.json</code>).</p>
+<p>Phases: memorisation ends at {at(ph.memorisation_end)}, circuit formation at {at(ph.circuit_formation_end)},
+clean-up at {at(ph.cleanup_end)} ("not reached": still under way when training stopped; rules in <code>analysis.json</code>).</p>
 {_facts(run, analysis)}"""
     return intro, sections, notes
 
 
-def sequence_page(run: Run, analysis: dict, progress: pd.DataFrame) -> tuple[str, list, dict[str, str]]:
+def sequence_page(run: Run, analysis: SequenceAnalysis, progress: pd.DataFrame) -> tuple[str, list, dict[str, str]]:
     """Phase changes and attention heads of a sequence-task run."""
-    findings = "".join(f"<li>{html.escape(line)}</li>" for line in analysis["findings"])
+    findings = "".join(f"<li>{html.escape(line)}</li>" for line in analysis.findings)
     c = run.config
     facts = [("task", f"{c.task.kind}: " + ", ".join(f"{k} {v}" for k, v in c.task.to_dict().items() if k != "name")),
              ("model", c.model.summary()),
              ("training", f"{c.train.kind}, AdamW lr {c.train.lr:g}, weight decay {c.train.weight_decay:g}, "
                           f"{run.summary['final_epoch']:,} epochs, seed {c.train.seed}"),
-             ("phase-change rule", analysis["phase_change_rule"])]
-    intro = (f'<div class="verdict yes"><b>{html.escape(analysis["headline"])}.</b><ul>{findings}</ul></div>'
+             ("phase-change rule", analysis.phase_change_rule)]
+    intro = (f'<div class="verdict yes"><b>{html.escape(analysis.headline)}.</b><ul>{findings}</ul></div>'
              + _facts_table(facts))
     return intro, sequence.sections(run, analysis, run.metrics, progress), {}
 

@@ -8,14 +8,15 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from grokscope.analysis.registry import Section
+from grokscope.analysis.sequence_records import OVCircuit, SequenceAnalysis, SkipTrigramEvidence
 from grokscope.report import figures
 from grokscope.report.figures import TEMPLATE, NotApplicable
 from grokscope.runs import Run
 
 
-def target_losses(metrics: pd.DataFrame, analysis: dict) -> go.Figure:
+def target_losses(metrics: pd.DataFrame, analysis: SequenceAnalysis) -> go.Figure:
     """Train loss of each named target (log scale, smoothed over 20 epochs), phase changes marked."""
-    changes = analysis["target_phase_changes"]
+    changes = analysis.target_phase_changes
     if not changes:
         raise NotApplicable("This task scores its targets together; there are no per-target curves.")
     fig = go.Figure()
@@ -67,51 +68,50 @@ def attention_example(arrays: dict) -> go.Figure:
     return fig
 
 
-def ov_circuit(block: dict) -> go.Figure:
+def ov_circuit(circuit: OVCircuit) -> go.Figure:
     """The most copying head's OV circuit ``W_E W_V W_O W_U`` over the values (final weights)."""
-    fig = go.Figure(go.Heatmap(z=block["ov"], colorscale="RdBu", zmid=0, colorbar_title="logit"))
+    fig = go.Figure(go.Heatmap(z=circuit.ov, colorscale="RdBu", zmid=0, colorbar_title="logit"))
     fig.update_layout(template=TEMPLATE, height=520, width=600,
-                      title_text=f"{block['head']}: token attended to (rows) -> logit of each output (columns)")
+                      title_text=f"{circuit.head}: token attended to (rows) -> logit of each output (columns)")
     fig.update_yaxes(autorange="reversed", title_text="token attended to")
     fig.update_xaxes(title_text="output")
     return fig
 
 
-def end_attention_by_value(block: dict) -> go.Figure:
+def end_attention_by_value(evidence: SkipTrigramEvidence) -> go.Figure:
     """Max element: END's mean attention to a list entry (summed over heads) against the entry's
     value, and against its rank in the list."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("by the entry's value", "by its rank in the list (0 = max)"))
-    for col, key in enumerate(("value", "rank"), start=1):
-        mean = block[f"attention_by_{key}"]
-        fig.add_bar(x=[int(k) for k in mean], y=list(mean.values()), marker_color=figures.TRAIN, showlegend=False,
-                    row=1, col=col)
+    for col, (key, mean) in enumerate((("value", evidence.attention_by_value), ("rank", evidence.attention_by_rank)),
+                                      start=1):
+        fig.add_bar(x=list(mean), y=list(mean.values()), marker_color=figures.TRAIN, showlegend=False, row=1, col=col)
         fig.update_xaxes(title_text=key, row=1, col=col)
     fig.update_yaxes(title_text="END's attention (sum over heads)", row=1, col=1)
     fig.update_layout(template=TEMPLATE, height=400)
     return fig
 
 
-def copying_sections(analysis: dict) -> list[Section]:
+def copying_sections(circuit: OVCircuit) -> list[Section]:
     return [("The OV circuit copies",
              "What attending to a token does to the logits, for the head with the highest copying score: a bright "
              "diagonal means attending to v raises the logit of v. Sorting and permuting then only need the right "
-             "attention pattern.", lambda: ov_circuit(analysis["copying_circuit"]))]
+             "attention pattern.", lambda: ov_circuit(circuit))]
 
 
-def skip_trigram_sections(analysis: dict) -> list[Section]:
+def skip_trigram_sections(evidence: SkipTrigramEvidence) -> list[Section]:
     return [("Skip trigrams: END attends to the largest entry",
              "END's attention to each list entry: it grows with the entry's value and goes to the maximum, and the OV "
              "circuit (above) turns 'attend to v' into 'predict v': one skip trigram v .. END -> v per value.",
-             lambda: end_attention_by_value(analysis["skip_trigrams"]))]
+             lambda: end_attention_by_value(evidence))]
 
 
-def sections(run: Run, analysis: dict, metrics: pd.DataFrame, progress: pd.DataFrame) -> list[Section]:
+def sections(run: Run, analysis: SequenceAnalysis, metrics: pd.DataFrame, progress: pd.DataFrame) -> list[Section]:
     """The sequence-task report, figure by figure (the extensions' sections follow, added by the
     report from the analysis registry)."""
     arrays = figures.load_arrays(run.paths.root / "analysis.safetensors")
     return [
         ("Training curves", "Loss (log scale) and accuracy on the training batches and the held-out examples.",
-         lambda: figures.training_curves(metrics, analysis)),
+         lambda: figures.training_curves(metrics, analysis.grokking_epoch)),
         ("A phase change per target",
          "The train loss of each answer position separately. Each falls in its own reverse S: a plateau, a sudden "
          "drop, a levelling off. Dotted: the phase change located by the rule in analysis.json.",

@@ -46,15 +46,14 @@ def member_row(path: Path, failures: dict[str, str]) -> dict:
         row["test_loss_below_0.1_epoch"] = first_below(metrics["epoch"], metrics["test_loss"], 0.1)
         row["train_loss_spikes"] = len(loss_spikes(metrics["train_loss"].to_numpy()))
     if analysis_path.is_file():
-        a = json.loads(analysis_path.read_text())
-        row["headline"] = a.get("headline", "")
         try:
-            families = registry.families_in(a)
-        except GrokscopeError as e:  # written by another grokscope version: the member still counts
+            stored = registry.read_analysis(json.loads(analysis_path.read_text()))
+        except (GrokscopeError, ValueError) as e:  # another grokscope version's, or unreadable: the member still counts
             row["headline"] = f"analysis not read: {e}"
-            families = []
-        for family in families:
-            row |= family.summary_row(a)
+        else:
+            row["headline"] = stored.headline
+            for family in stored.families:
+                row |= family.summary_row(stored)
     return row
 
 
