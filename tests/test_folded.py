@@ -12,6 +12,8 @@ CONFIGS = {
     "canonical": load_preset("nanda2023").model,
     "gelu-biases": TransformerConfig(d_model=32, n_heads=2, d_head=16, d_mlp=64, act_fn="gelu", train_biases=True),
     "attn-only": TransformerConfig(d_model=32, n_heads=2, d_head=16, attn_only=True),
+    "constant-attention": TransformerConfig(d_model=32, n_heads=2, d_head=16, d_mlp=64, attention_rate=0.0),
+    "mixed-attention": TransformerConfig(d_model=32, n_heads=2, d_head=16, d_mlp=64, attention_rate=0.3, train_biases=True),
 }
 
 
@@ -81,3 +83,18 @@ def test_only_exact_cases_are_folded():
     assert supports_folded(CONFIGS["canonical"].build(114, 113, 3))
     assert not supports_folded(TransformerConfig(n_layers=2).build(10, 9, 3))
     assert not supports_folded(TransformerConfig(normalization_type="LN").build(10, 9, 3))
+
+
+def test_attention_rate_mixes_constant_attention_into_the_pattern():
+    """Zhong et al.'s alpha: pattern = alpha softmax + (1 - alpha) on allowed positions; 0 sums the values."""
+    tokens = all_pairs(23)[:50]
+    for rate in (0.0, 0.3, 1.0):
+        model = random_model(TransformerConfig(d_model=32, n_heads=2, d_head=16, d_mlp=64, attention_rate=rate), 23)
+        _, cache = model.run_with_cache(tokens, names_filter=["blocks.0.attn.hook_pattern"])
+        pattern = cache["blocks.0.attn.hook_pattern"]  # [batch, head, qpos, pos]
+        allowed = torch.tril(torch.ones(3, 3, dtype=torch.bool))
+        assert (pattern[..., ~allowed] == 0).all()
+        total = pattern.sum(-1)  # rows sum to alpha + (1 - alpha) * (number of allowed positions)
+        torch.testing.assert_close(total, (rate + (1 - rate) * torch.arange(1, 4)).double().expand_as(total))
+    with pytest.raises(ValueError, match="attention_rate must be between 0 and 1"):
+        TransformerConfig(attention_rate=1.5)

@@ -32,10 +32,10 @@ class WeightCount(registry.AnalysisFamily):
     def applies_to(self, config):
         return config.task.kind == "modular"
 
-    def compute(self, run, primary, on_checkpoint=None):
+    def compute(self, run, prior, on_checkpoint=None):
         model = run.model()
         params = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
-        return registry.Computed(WeightCountResult(sum(params.values()), primary.final.train_loss, params))
+        return registry.Computed(WeightCountResult(sum(params.values()), prior.primary.final.train_loss, params))
 
     def findings(self, result):
         return [f"toy: {result.parameters:,} trainable parameters"]
@@ -64,7 +64,8 @@ def test_a_family_registered_outside_the_package_is_analysed_reported_and_summar
     assert run_local(SweepSpec.from_toml(spec), out, workers=1) == {}
     member = next(p for p in out.iterdir() if (p / "config.json").is_file())
     analysis = json.loads((member / "analysis.json").read_text())
-    assert analysis["families"] == ["modular", "toy_weight_count"]
+    assert analysis["families"][0] == "modular"  # the primary, then the extensions
+    assert set(analysis["families"][1:]) == {"clock_pizza", "lead_times", "toy_weight_count"}
     assert analysis["toy_weight_count"]["parameters"] > 0 and "verdict" in analysis  # the primary's keys are kept
     assert any(line.startswith("toy: ") for line in analysis["findings"])
     stored = grokscope.load_analysis(member)  # read back as records, the toy's own included
@@ -123,7 +124,10 @@ def test_records_read_back_the_stored_document_exactly(grokked):
     document = json.loads((run.paths.root / "analysis.json").read_text())
     stored = registry.read_analysis(document)
     again = json.loads(json.dumps(registry._finite(to_json(stored.primary))))
-    assert again == {k: v for k, v in document.items() if k != "families"}
+    extensions = document["families"][1:]
+    assert again == {k: v for k, v in document.items() if k != "families" and k not in extensions}
+    for name in extensions:
+        assert json.loads(json.dumps(registry._finite(to_json(stored.extensions[name])))) == document[name], name
     assert stored.primary.neurons.cluster_sizes and all(isinstance(k, int) for k in stored.primary.neurons.cluster_sizes)
     assert all(isinstance(k, int) and isinstance(loss, float) for k, loss in stored.primary.ablations.top_k)
 

@@ -12,7 +12,9 @@ from grokscope.cli import app
 from grokscope.report import build_report
 
 SECTIONS = ["Memorisation, then grokking", "Progress measures", "The embedding becomes sparse", "Neurons cluster",
-            "What a neuron computes", "The logits are cos(w(x + y", "on circles", "Attention from", "Ablations"]
+            "What a neuron computes", "The logits are cos(w(x + y", "on circles", "Attention from", "Ablations",
+            "Clock or pizza?", "Clock-or-pizza measures over training", "Which measure moved first"]
+FIGURES = 12  # the modular family's 9, clock or pizza's 2, the lead times' 1
 
 
 def test_report_of_a_grokked_run(grokked, tmp_path):
@@ -21,7 +23,7 @@ def test_report_of_a_grokked_run(grokked, tmp_path):
     page = path.read_text()
     for title in SECTIONS:
         assert title in page, title
-    assert page.count('class="plotly-graph-div"') == 9 and 'class="na"' not in page
+    assert page.count('class="plotly-graph-div"') == FIGURES and 'class="na"' not in page
     assert "implements the Fourier-multiplication algorithm" in page
     assert f"passed 99% at epoch {analysis['grokking_epoch']:,}" in page
     assert "<script src=" not in page and "<link " not in page  # offline: plotly.js is inline, nothing loaded
@@ -67,9 +69,9 @@ def test_report_renders_in_chromium(grokked, tmp_path):
     shots = Path(os.environ.get("GROKSCOPE_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
     check = check_page(path, shots / "report.png")
-    assert check.figures == 9 and check.rendered == 9
+    assert check.figures == FIGURES and check.rendered == FIGURES
     assert check.errors == []
     assert check.blocked_requests == []  # the page asked for nothing beyond its own file
     assert (shots / "report.png").stat().st_size > 50_000
     pngs = export_pngs(path, tmp_path / "figures")
-    assert len(pngs) == 9 and all(p.stat().st_size > 5_000 for p in pngs)
+    assert len(pngs) == FIGURES and all(p.stat().st_size > 5_000 for p in pngs)

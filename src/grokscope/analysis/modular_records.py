@@ -153,3 +153,26 @@ class ModularAnalysis:
     @property
     def axes(self) -> tuple[str, str]:
         return self.coordinates.axes
+
+
+@dataclass(frozen=True)
+class ClockPizza:
+    """Which modular-addition algorithm the final model runs, by Zhong et al.'s two measures."""
+
+    gradient_symmetricity: float  # mean cosine between d logit_c / d e_x and d logit_c / d e_y over sampled (x, y, c)
+    distance_irrelevance: float  # mean over d of std over s of the correct logit L[s, d], over std of all of L
+    kind: str  # "clock", "pizza" or "unclear", by ``rule``
+    rule: str
+    samples: int  # (x, y, c) triples the symmetricity averages over
+    pizza_correlation: dict[int, float]  # key frequency k -> corr over d of mean_s L[s, d] with |cos(w_k d / 2)|
+
+
+@dataclass(frozen=True)
+class LeadTimes:
+    """When each progress measure moved, against the grokking epoch (checkpoint epochs)."""
+
+    rule: str
+    start_epoch: int | None  # where each measure's move is measured from (the end of memorisation)
+    grokking_epoch: int | None
+    crossing: dict[str, int | None]  # measure -> first checkpoint past the rule's threshold (None: never)
+    lead: dict[str, int | None]  # measure -> grokking epoch minus its crossing (positive: it moved first)

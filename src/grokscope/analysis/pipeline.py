@@ -260,7 +260,7 @@ class ModularFourier(AnalysisFamily):
     def applies_to(self, config) -> bool:
         return config.task.kind == "modular"
 
-    def compute(self, run, primary, on_checkpoint=None) -> Computed:
+    def compute(self, run, prior, on_checkpoint=None) -> Computed:
         return analyze_modular_run(run, on_checkpoint)
 
     def page(self, run, analysis, progress):

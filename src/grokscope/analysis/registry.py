@@ -39,7 +39,8 @@ from grokscope.lock import run_lock
 from grokscope.runs import Run
 from grokscope.training import checkpoint
 
-BUILTIN = ("grokscope.analysis.pipeline", "grokscope.analysis.sequence")
+BUILTIN = ("grokscope.analysis.pipeline", "grokscope.analysis.sequence", "grokscope.analysis.clock_pizza",
+           "grokscope.analysis.lead_times")  # extensions run, and draw, in this order
 
 Section = tuple[str, str, Callable[[], Any]]  # title, caption, a function that builds the Plotly figure
 Page = tuple[str, list[Section], dict[str, str]]  # intro HTML, sections, notes shown above a section (by title)
@@ -47,12 +48,23 @@ Page = tuple[str, list[Section], dict[str, str]]  # intro HTML, sections, notes 
 
 @dataclass(frozen=True)
 class Computed:
-    """What a family's ``compute`` returns: its result record, and, for the primary, the
-    per-checkpoint progress table and the arrays its figures need (``analysis.safetensors``)."""
+    """What a family's ``compute`` returns: its result record, and optionally per-checkpoint
+    columns (an ``epoch`` column and its own; ``progress.parquet`` joins every family's on
+    ``epoch``) and the arrays its figures need (``analysis.safetensors``; an extension's are
+    stored as ``NAME.ARRAY``)."""
 
     result: Any  # an instance of the family's ``record``
     progress: pd.DataFrame | None = None
     arrays: dict[str, torch.Tensor] | None = None
+
+
+@dataclass(frozen=True)
+class Prior:
+    """What an extension's ``compute`` is given: the primary family's record and the progress
+    table so far (the primary's columns, then those of the extensions computed before it)."""
+
+    primary: Any
+    progress: pd.DataFrame | None
 
 
 @dataclass(frozen=True)
@@ -83,12 +95,13 @@ class AnalysisFamily:
     record: ClassVar[type]  # the frozen dataclass ``compute`` returns
     primary: ClassVar[bool] = False
     format: ClassVar[str | None] = None  # primary families: the analysis.json schema they write
+    after: ClassVar[tuple[str, ...]] = ()  # extensions whose results this one reads, when they apply
 
     def applies_to(self, config: RunConfig) -> bool:
         raise NotImplementedError
 
-    def compute(self, run: Run, primary: Any | None, on_checkpoint=None) -> Computed:
-        """Analyse ``run``; an extension also gets the primary family's record."""
+    def compute(self, run: Run, prior: Prior | None, on_checkpoint=None) -> Computed:
+        """Analyse ``run``; an extension is given what the families before it found (``prior``)."""
         raise NotImplementedError
 
     def load(self, block: dict[str, Any]) -> Any:
@@ -134,9 +147,19 @@ def _families() -> dict[str, AnalysisFamily]:
 
 
 def applicable(config: RunConfig) -> list[AnalysisFamily]:
-    """The families that apply to a run, the primary first."""
+    """The families that apply to a run: the primary first, then the extensions in registration
+    order, except that each comes after those it names in ``after``."""
     found = [f for f in _families().values() if f.applies_to(config)]
-    return sorted(found, key=lambda f: not f.primary)
+    ordered = [f for f in found if f.primary]
+    waiting = [f for f in found if not f.primary]
+    while waiting:
+        placed = {f.name for f in ordered}
+        ready = next((f for f in waiting if all(n in placed or n not in {w.name for w in waiting} for n in f.after)), None)
+        if ready is None:
+            raise GrokscopeError(f"analysis families {[f.name for f in waiting]} wait on each other (their `after`)")
+        ordered.append(ready)
+        waiting.remove(ready)
+    return ordered
 
 
 def families_in(analysis: dict) -> list[AnalysisFamily]:
@@ -187,14 +210,19 @@ def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
         computed = primary.compute(run, None, on_checkpoint)
         document = to_json(computed.result)
         document["families"] = [f.name for f in families]
+        progress, arrays = computed.progress, dict(computed.arrays or {})
         for family in extensions:
-            result = family.compute(run, computed.result).result
-            document[family.name] = to_json(result)
-            document["findings"].extend(family.findings(result))
-        if computed.progress is not None:
-            atomic_write_parquet(root / "progress.parquet", computed.progress)
-        if computed.arrays is not None:
-            checkpoint.atomic_save(computed.arrays, root / "analysis.safetensors", {"format": primary.format})
+            extension = family.compute(run, Prior(computed.result, progress))
+            document[family.name] = to_json(extension.result)
+            document["findings"].extend(family.findings(extension.result))
+            if extension.progress is not None:
+                progress = extension.progress if progress is None else progress.merge(
+                    extension.progress, on="epoch", how="left", validate="one_to_one")
+            arrays |= {f"{family.name}.{k}": v for k, v in (extension.arrays or {}).items()}
+        if progress is not None:
+            atomic_write_parquet(root / "progress.parquet", progress)
+        if arrays:
+            checkpoint.atomic_save(arrays, root / "analysis.safetensors", {"format": primary.format})
         atomic_write_text(root / "analysis.json", json.dumps(_finite(document), indent=2) + "\n")
     return document
 

@@ -128,7 +128,7 @@ class SequenceTask(AnalysisFamily):
     def applies_to(self, config) -> bool:
         return config.task.kind != "modular"
 
-    def compute(self, run, primary, on_checkpoint=None) -> Computed:
+    def compute(self, run, prior, on_checkpoint=None) -> Computed:
         return analyze_sequence_run(run, on_checkpoint)
 
     def page(self, run, analysis, progress):
@@ -153,8 +153,9 @@ class CopyingCircuit(AnalysisFamily):
     def applies_to(self, config) -> bool:
         return config.task.kind in ("sort", "permute", "max_element") and config.model.kind == "transformer"
 
-    def compute(self, run, primary, on_checkpoint=None) -> Computed:
-        head = max(primary.heads, key=lambda h: primary.heads[h].copying)
+    def compute(self, run, prior, on_checkpoint=None) -> Computed:
+        heads = prior.primary.heads
+        head = max(heads, key=lambda h: heads[h].copying)
         model = run.model()
         layer, index = next((i, h) for i in range(len(model.blocks)) for h in range(model.blocks[i].attn.n_heads)
                             if head_label(i, h) == head)
@@ -181,7 +182,7 @@ class SkipTrigrams(AnalysisFamily):
     def applies_to(self, config) -> bool:
         return config.task.kind == "max_element" and config.model.kind == "transformer"
 
-    def compute(self, run, primary, on_checkpoint=None) -> Computed:
+    def compute(self, run, prior, on_checkpoint=None) -> Computed:
         model = run.model()
         data, split = run.task.dataset(), run.task.split()
         tokens, labels = data.tokens[split.test][:N_EXAMPLES], data.labels[split.test][:N_EXAMPLES]

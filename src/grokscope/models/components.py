@@ -60,11 +60,16 @@ class Attention(nn.Module):
 
     Scores are divided by ``sqrt(d_head)``. ``mask [n_ctx, n_ctx]`` (True where a query may
     attend) and ``IGNORE`` are buffers, as in TransformerLens's state dict.
+
+    ``attention_rate`` alpha (Zhong et al., 2023) mixes the softmax pattern with constant
+    attention: ``pattern = alpha * softmax(scores) + (1 - alpha)`` on every allowed position, so
+    alpha = 0 sums the values of all earlier positions (their "pizza"-prone model) and alpha = 1
+    (the default) is ordinary attention.
     """
 
-    def __init__(self, n_heads: int, d_model: int, d_head: int, n_ctx: int):
+    def __init__(self, n_heads: int, d_model: int, d_head: int, n_ctx: int, attention_rate: float = 1.0):
         super().__init__()
-        self.n_heads, self.d_head = n_heads, d_head
+        self.n_heads, self.d_head, self.attention_rate = n_heads, d_head, attention_rate
         self.W_Q = nn.Parameter(torch.empty(n_heads, d_model, d_head))
         self.W_K = nn.Parameter(torch.empty(n_heads, d_model, d_head))
         self.W_V = nn.Parameter(torch.empty(n_heads, d_model, d_head))
@@ -100,7 +105,10 @@ class Attention(nn.Module):
         scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(self.d_head)
         allowed = self.mask[qpos][:, :n_pos]  # [qpos, pos]
         scores = self.hook_attn_scores(torch.where(allowed, scores, self.IGNORE))
-        pattern = self.hook_pattern(scores.softmax(dim=-1))
+        pattern = scores.softmax(dim=-1)  # [batch, head, qpos, pos]
+        if self.attention_rate != 1.0:
+            pattern = self.attention_rate * pattern + (1.0 - self.attention_rate) * allowed.to(pattern.dtype)
+        pattern = self.hook_pattern(pattern)
         z = self.hook_z(torch.einsum("bhqk,bkhd->bqhd", pattern, v))
         W_O_flat = self.W_O.reshape(self.n_heads * self.d_head, -1)  # [(head d_head), d_model]
         return z.reshape(*z.shape[:2], -1) @ W_O_flat + self.b_O
@@ -168,11 +176,11 @@ class TransformerBlock(nn.Module):
     """Attention then (unless attention-only) MLP, each added to the residual stream."""
 
     def __init__(self, n_heads: int, d_model: int, d_head: int, d_mlp: int, n_ctx: int,
-                 act_fn: str, attn_only: bool, layer_norm: bool):
+                 act_fn: str, attn_only: bool, layer_norm: bool, attention_rate: float = 1.0):
         super().__init__()
         self.attn_only = attn_only
         self.ln1 = LayerNorm(d_model) if layer_norm else nn.Identity()
-        self.attn = Attention(n_heads, d_model, d_head, n_ctx)
+        self.attn = Attention(n_heads, d_model, d_head, n_ctx, attention_rate)
         if not attn_only:
             self.ln2 = LayerNorm(d_model) if layer_norm else nn.Identity()
             self.mlp = MLP(d_model, d_mlp, act_fn)

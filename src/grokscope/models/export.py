@@ -34,6 +34,9 @@ def to_transformer_lens(model: Transformer):
         raise GrokscopeError("TransformerLens is not installed: pip install 'grokscope[lens]'") from None
     if not isinstance(model, Transformer):
         raise GrokscopeError(f"only transformer models export to TransformerLens, not {type(model).__name__}")
+    if model.cfg.attention_rate != 1.0:
+        raise GrokscopeError(f"TransformerLens has no constant-attention mix; this model's attention rate is "
+                             f"{model.cfg.attention_rate:g} (only 1 exports)")
     fields = transformer_lens_config(model)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     major = int(version("transformer-lens").split(".")[0])

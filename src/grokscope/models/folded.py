@@ -92,7 +92,10 @@ def _logits_at(model: Transformer, tokens: torch.Tensor, q: int) -> torch.Tensor
     K = torch.einsum("nm,hmd->nhd", R_k, attn.W_K) + attn.b_K  # [n_k, head, d_head]
     S = torch.einsum("uhd,nhd->unh", Q, K) / math.sqrt(d_head)  # [n_q, n_k, head]
     scores = S.reshape(n_q * n_k, n_heads)[inv_q[:, None] * n_k + inv_k]  # [batch, key, head]
+    rate = attn.attention_rate  # constant attention mixed in (Zhong et al.'s alpha; 1: none)
     pattern = scores.softmax(dim=1).transpose(1, 2)  # [batch, head, key]
+    if rate != 1.0:
+        pattern = rate * pattern + (1.0 - rate)
 
     V = torch.einsum("nm,hmd->nhd", R_k, attn.W_V) + attn.b_V  # [n_k, head, d_head]
     OV_read = torch.einsum("hdm,mr->hdr", attn.W_O, W_read)  # [head, d_head, n_read]

@@ -36,11 +36,14 @@ class TransformerConfig(ModelConfig):
     attn_only: bool = False  # drop the MLPs
     normalization_type: Literal["LN"] | None = None  # None: no LayerNorm, as in the paper
     train_biases: bool = False  # False: b_* stay zero and untrained (Nanda's set-up); always in the state dict
+    attention_rate: float = 1.0  # Zhong et al.'s alpha: 1 softmax attention, 0 constant attention (components.Attention)
 
     def __post_init__(self) -> None:
         for name in ("n_layers", "d_model", "n_heads", "d_head", "d_mlp"):
             if getattr(self, name) < 1:
                 raise ValueError(f"model.{name} must be at least 1; got {getattr(self, name)}")
+        if not 0.0 <= self.attention_rate <= 1.0:  # (NaN fails too)
+            raise ValueError(f"model.attention_rate must be between 0 and 1; got {self.attention_rate}")
         for name, most in (("n_layers", 64), ("n_heads", 1024)):  # small algorithmic models; each is a module
             if getattr(self, name) > most:
                 raise ValueError(f"model.{name} must be at most {most}; got {getattr(self, name)}")
@@ -52,7 +55,8 @@ class TransformerConfig(ModelConfig):
         kind = "attention-only transformer" if self.attn_only else "transformer"
         mlp = "" if self.attn_only else f", d_mlp {self.d_mlp}, {self.act_fn}"
         norm = ", LayerNorm" if self.normalization_type == "LN" else ""
-        return f"{self.n_layers}-layer {kind}, d_model {self.d_model}, {self.n_heads} heads × {self.d_head}{mlp}{norm}"
+        rate = f", attention rate {self.attention_rate:g}" if self.attention_rate != 1.0 else ""
+        return f"{self.n_layers}-layer {kind}, d_model {self.d_model}, {self.n_heads} heads × {self.d_head}{mlp}{norm}{rate}"
 
 
 class Transformer(GrokscopeModel):
@@ -72,7 +76,7 @@ class Transformer(GrokscopeModel):
         self.hook_pos_embed = HookPoint()  # [batch, pos, d_model]
         self.blocks = nn.ModuleList(
             TransformerBlock(cfg.n_heads, cfg.d_model, cfg.d_head, cfg.d_mlp, n_ctx,
-                             cfg.act_fn, cfg.attn_only, cfg.normalization_type == "LN")
+                             cfg.act_fn, cfg.attn_only, cfg.normalization_type == "LN", cfg.attention_rate)
             for _ in range(cfg.n_layers)
         )
         if cfg.normalization_type == "LN":
