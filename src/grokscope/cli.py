@@ -9,7 +9,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
 import typer
 from typer.core import TyperGroup
@@ -147,8 +147,9 @@ def run(
     console.print(f"report: {build_report(out)}", highlight=False, soft_wrap=True)
 
 
-def analyze_with_progress(run_dir: Path) -> dict:
-    """Analyse a finished run with a progress bar; print the verdict and where the files went."""
+def analyze_with_progress(run_dir: Path, requested: Sequence[str] = ()) -> dict:
+    """Analyse a finished run (with the optional analyses ``requested``) with a progress bar;
+    print the verdict and where the files went."""
     from grokscope.analysis.registry import analyze_run, read_analysis
     from grokscope.runs import load_run
 
@@ -156,7 +157,8 @@ def analyze_with_progress(run_dir: Path) -> dict:
     run_.refuse_if_diverged()  # before the bar appears
     with counting_progress("analysing", "checkpoints") as progress:
         bar = progress.add_task("analyse", total=len(run_.checkpoint_epochs))
-        analysis = analyze_run(run_, on_checkpoint=lambda done, total: progress.update(bar, completed=done))
+        analysis = analyze_run(run_, on_checkpoint=lambda done, total: progress.update(bar, completed=done),
+                               requested=requested)
     if run_.config.train.log:  # the progress measures go where the training metrics went
         import pandas as pd
 
@@ -196,10 +198,13 @@ def train(
 
 @app.command()
 @user_errors
-def analyze(run_dir: Path = typer.Argument(..., help="A finished run directory.")) -> None:
+def analyze(
+    run_dir: Path = typer.Argument(..., help="A finished run directory."),
+    extra: List[str] = typer.Option([], "--with", help="Also run an optional analysis: llc (the local learning coefficient, ~1 min)."),
+) -> None:
     """Reverse-engineer a finished run (the Fourier analysis for modular arithmetic, phase changes and
     attention heads for sequence tasks): writes RUN/analysis.json and RUN/progress.parquet."""
-    analyze_with_progress(run_dir)
+    analyze_with_progress(run_dir, extra)
 
 
 @app.command()

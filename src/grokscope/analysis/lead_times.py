@@ -62,7 +62,7 @@ class ProgressLeadTimes(AnalysisFamily):
 
     name = "lead_times"
     record = LeadTimes
-    after = ("clock_pizza",)  # its measures are in the progress table by then
+    after = ("clock_pizza", "llc")  # their measures are in the progress table by then
 
     def applies_to(self, config) -> bool:
         return config.task.kind == "modular"

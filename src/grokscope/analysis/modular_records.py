@@ -176,3 +176,31 @@ class LeadTimes:
     grokking_epoch: int | None
     crossing: dict[str, int | None]  # measure -> first checkpoint past the rule's threshold (None: never)
     lead: dict[str, int | None]  # measure -> grokking epoch minus its crossing (positive: it moved first)
+
+
+@dataclass(frozen=True)
+class SGLDSettings:
+    """One SGLD sampler setting of the LLC estimator (Lau et al., 2023)."""
+
+    chains: int
+    draws: int  # steps per chain whose loss enters the estimate
+    burn_in: int  # steps per chain before them
+    batch_size: int  # training examples per step (drawn with replacement)
+    lr: float  # the step size epsilon
+    localization: float  # gamma: pull back towards the checkpoint's weights
+    seed: int
+
+
+@dataclass(frozen=True)
+class LearningCoefficient:
+    """The local learning coefficient over training, and the check that its estimate is stable."""
+
+    settings: SGLDSettings  # the setting of every checkpoint's estimate
+    check_settings: SGLDSettings  # a second, larger setting with another seed, at the final checkpoint
+    nbeta: float  # n / log(n), n the training examples
+    epochs: list[int]  # the checkpoints estimated
+    final: float  # at the last checkpoint, by ``settings``
+    final_check: float  # at the last checkpoint, by ``check_settings``
+    final_per_chain: list[float]
+    tolerance: float  # stable: |final - final_check| <= tolerance * mean of the two
+    stable: bool

@@ -26,7 +26,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Sequence
 
 import pandas as pd
 import torch
@@ -40,7 +40,7 @@ from grokscope.runs import Run
 from grokscope.training import checkpoint
 
 BUILTIN = ("grokscope.analysis.pipeline", "grokscope.analysis.sequence", "grokscope.analysis.clock_pizza",
-           "grokscope.analysis.lead_times")  # extensions run, and draw, in this order
+           "grokscope.analysis.llc", "grokscope.analysis.lead_times")  # extensions run, and draw, in this order
 
 Section = tuple[str, str, Callable[[], Any]]  # title, caption, a function that builds the Plotly figure
 Page = tuple[str, list[Section], dict[str, str]]  # intro HTML, sections, notes shown above a section (by title)
@@ -96,6 +96,7 @@ class AnalysisFamily:
     primary: ClassVar[bool] = False
     format: ClassVar[str | None] = None  # primary families: the analysis.json schema they write
     after: ClassVar[tuple[str, ...]] = ()  # extensions whose results this one reads, when they apply
+    optional: ClassVar[bool] = False  # computed only when asked for by name (``grokscope analyze --with NAME``)
 
     def applies_to(self, config: RunConfig) -> bool:
         raise NotImplementedError
@@ -146,10 +147,20 @@ def _families() -> dict[str, AnalysisFamily]:
     return FAMILIES
 
 
-def applicable(config: RunConfig) -> list[AnalysisFamily]:
-    """The families that apply to a run: the primary first, then the extensions in registration
-    order, except that each comes after those it names in ``after``."""
-    found = [f for f in _families().values() if f.applies_to(config)]
+def optional_families() -> list[str]:
+    """The names of the families computed only on request."""
+    return [name for name, f in _families().items() if f.optional]
+
+
+def applicable(config: RunConfig, requested: Sequence[str] = ()) -> list[AnalysisFamily]:
+    """The families that apply to a run (the optional ones only if ``requested``): the primary
+    first, then the extensions in registration order, except that each comes after those it
+    names in ``after``."""
+    unknown = set(requested) - set(optional_families())
+    if unknown:
+        raise GrokscopeError(f"no optional analysis named {', '.join(sorted(unknown))} "
+                             f"(optional analyses: {', '.join(optional_families())})")
+    found = [f for f in _families().values() if f.applies_to(config) and (not f.optional or f.name in requested)]
     ordered = [f for f in found if f.primary]
     waiting = [f for f in found if not f.primary]
     while waiting:
@@ -194,14 +205,15 @@ def load_analysis(run_dir) -> StoredAnalysis:
     return read_analysis(document)
 
 
-def analyze_run(run: Run, on_checkpoint=None) -> dict[str, Any]:
-    """Analyse a finished run with every family that applies; writes ``analysis.json``,
-    ``progress.parquet`` and (if the primary family stores arrays) ``analysis.safetensors``,
-    and returns the document written (``read_analysis`` gives its records)."""
+def analyze_run(run: Run, on_checkpoint=None, requested: Sequence[str] = ()) -> dict[str, Any]:
+    """Analyse a finished run with every family that applies, and the optional ones
+    ``requested``; writes ``analysis.json``, ``progress.parquet`` and (if any family stores
+    arrays) ``analysis.safetensors``, and returns the document written (``read_analysis``
+    gives its records)."""
     if not run.complete:
         raise GrokscopeError(f"run {run.paths.root} is incomplete (no summary.json); finish it first (re-run its command)")
     run.refuse_if_diverged()
-    families = applicable(run.config)
+    families = applicable(run.config, requested)
     if not families or not families[0].primary:
         raise GrokscopeError(f"no analysis applies to this run (task {run.config.task.kind}, model {run.config.model.kind})")
     primary, extensions = families[0], families[1:]
