@@ -19,9 +19,9 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 # optional extras: TransformerLens (~600 MB; export and its equivalence test), Ray (sweeps on a cluster), Playwright
-# (PNG export and the report's browser test; uses Debian's chromium, never downloads a browser) and TensorBoard (--log)
+# (PNG export and the report's browser test; uses Debian's chromium, never downloads a browser), TensorBoard (--log) and DuckDB (grokscope query)
 extras: install
-	$(BIN)/pip install -q -e '.[dev,lens,browser,ray,tensorboard]'
+	$(BIN)/pip install -q -e '.[dev,lens,browser,ray,tensorboard,query]'
 
 run: install
 	$(BIN)/grokscope run

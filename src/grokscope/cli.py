@@ -261,6 +261,28 @@ class SweepGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
 
+@app.command()
+@user_errors
+def runs(folder: Path = typer.Argument(Path("runs"), help="A folder of runs (searched at any depth).")) -> None:
+    """List the runs under a folder: task, status, grokking epoch, verdict."""
+    from grokscope.catalog import summaries
+
+    table = summaries(folder)
+    columns = [c for c in ["run", "task", "task.op", "task.p", "status", "grokking_epoch", "test_acc", "headline"]
+               if c in table.columns]
+    console.print(table[columns].to_string(index=False), highlight=False, soft_wrap=True)
+
+
+@app.command()
+@user_errors
+def query(folder: Path = typer.Argument(..., help="A folder of runs."),
+          sql: str = typer.Argument(..., help="DuckDB SQL over the views summaries, metrics and progress.")) -> None:
+    """Run SQL over every run under a folder (DuckDB; views summaries, metrics, progress)."""
+    from grokscope.catalog import query as run_query
+
+    console.print(run_query(folder, sql).to_string(index=False), highlight=False, soft_wrap=True)
+
+
 sweep_app = typer.Typer(cls=SweepGroup, no_args_is_help=True,
                         help="Sweeps: grokscope sweep SPEC --out DIR; grokscope sweep summary DIR.")
 app.add_typer(sweep_app, name="sweep")
