@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 
-.PHONY: install extras run test test-slow clean
+.PHONY: install extras run test test-slow docs clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,10 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 # optional extras: TransformerLens (~600 MB; export and its equivalence test), Ray (sweeps on a cluster), Playwright
-# (PNG export and the report's browser test; uses Debian's chromium, never downloads a browser), TensorBoard (--log) and DuckDB (grokscope query)
+# (PNG export and the report's browser test; uses Debian's chromium, never downloads a browser), TensorBoard (--log),
+# DuckDB (grokscope query) and MkDocs (make docs)
 extras: install
-	$(BIN)/pip install -q -e '.[dev,lens,browser,ray,tensorboard,query]'
+	$(BIN)/pip install -q -e '.[dev,lens,browser,ray,tensorboard,query,docs]'
 
 run: install
 	$(BIN)/grokscope run
@@ -29,8 +30,13 @@ run: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# the documentation, static HTML in site/ (offline; --strict fails on a broken reference)
+docs: install
+	$(BIN)/pip install -q -e '.[docs]'
+	$(BIN)/mkdocs build --strict
+
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build site src/*.egg-info .pytest_cache .hypothesis

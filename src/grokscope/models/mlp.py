@@ -29,7 +29,7 @@ class MLPConfig(ModelConfig):
     kind = "mlp"
     d_model: int = 128  # embedding width (per input position) and output width of W_out
     d_mlp: int = 512  # hidden neurons
-    act_fn: Literal["relu", "gelu"] = "relu"
+    act_fn: Literal["relu", "gelu"] = "relu"  # hidden non-linearity
     train_biases: bool = False  # False: b_* stay zero and untrained, as for the transformer
 
     def __post_init__(self) -> None:

@@ -20,8 +20,8 @@ class TaskConfig(ConfigPart):
     """Base of every task's config; ``name`` is its kind, ``frac_train`` and ``seed`` split it."""
 
     kind_key: ClassVar[str] = "name"
-    frac_train: float
-    seed: int
+    frac_train: float  # share of the examples used for training (the rest is the test set)
+    seed: int  # seed of the train/test split
 
     def build(self) -> "Task":
         """The Task this config describes."""

@@ -26,9 +26,9 @@ class MaxElementConfig(ListTaskConfig):
     kind = "max_element"
     length: int = 10  # list entries between START and END
     n_values: int = 16  # values 0 .. n_values - 1
-    n_train: int = 20_000
-    n_test: int = 2_000
-    seed: int = 0
+    n_train: int = 20_000  # distinct training examples drawn with seed
+    n_test: int = 2_000  # distinct held-out examples
+    seed: int = 0  # seed of the drawn examples
 
     def build(self) -> "MaxElementTask":
         return MaxElementTask(self)
@@ -71,9 +71,9 @@ class SortConfig(ListTaskConfig):
     n_values: int = 32  # values 0 .. n_values - 1
     repeats: bool = False  # allow repeated values (False: distinct values)
     min_length: int | None = None  # variable length: lists of min_length .. length entries, padded
-    n_train: int = 20_000
-    n_test: int = 2_000
-    seed: int = 0
+    n_train: int = 20_000  # distinct training examples drawn with seed
+    n_test: int = 2_000  # distinct held-out examples
+    seed: int = 0  # seed of the drawn examples
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -143,12 +143,12 @@ class PermuteConfig(ListTaskConfig):
     """Apply one fixed permutation (drawn from ``permutation_seed``) to every list's positions."""
 
     kind = "permute"
-    length: int = 8
-    n_values: int = 16
-    permutation_seed: int = 0
-    n_train: int = 20_000
-    n_test: int = 2_000
-    seed: int = 0
+    length: int = 8  # entries per list
+    n_values: int = 16  # entries are 0 .. n_values - 1
+    permutation_seed: int = 0  # seed of the fixed permutation the model learns to apply
+    n_train: int = 20_000  # distinct training examples drawn with seed
+    n_test: int = 2_000  # distinct held-out examples
+    seed: int = 0  # seed of the drawn examples
 
     def build(self) -> "PermuteTask":
         return PermuteTask(self)

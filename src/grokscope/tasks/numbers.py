@@ -40,8 +40,8 @@ class PrimalityConfig(WrittenNumbersConfig):
     """Is n prime? n below n_max, written in base; labels 1 (prime) or 0."""
 
     kind = "primality"
-    n_max: int = 4096
-    base: int = 2
+    n_max: int = 4096  # numbers 2 .. n_max - 1
+    base: int = 2  # digits are written in this base
     frac_train: float = 0.5
     seed: int = 0
 
@@ -79,8 +79,8 @@ class GCDConfig(WrittenNumbersConfig):
     """gcd(a, b) for 1 <= a, b < n_max, written in base; the label is the gcd itself."""
 
     kind = "gcd"
-    n_max: int = 100
-    base: int = 10
+    n_max: int = 100  # operands 1 .. n_max - 1
+    base: int = 10  # digits are written in this base
     frac_train: float = 0.5
     seed: int = 0
 

@@ -30,7 +30,7 @@ class FibonacciConfig(PairsConfig):
     """``x_{n+2} = x_{n+1} + x_n mod p`` from every start (x_0, x_1); predict each next term."""
 
     kind = "fibonacci"
-    p: int = 53
+    p: int = 53  # modulus of the recurrence
     length: int = 8  # terms x_0 .. x_{length-1}
     frac_train: float = 0.3
     seed: int = 0
@@ -79,7 +79,7 @@ class AddSubConfig(PairsConfig):
     """One model, two operations: ``x + y = `` and ``x - y = `` mod p, told apart by an op token."""
 
     kind = "add_sub"
-    p: int = 59
+    p: int = 59  # modulus of both operations
     frac_train: float = 0.3
     seed: int = 0
 

@@ -18,9 +18,9 @@ class RepeatedSubsequenceConfig(SampledTaskConfig):
     length: int = 24  # tokens per sequence
     n_values: int = 20  # token values 0 .. n_values - 1
     sub_length: int = 6  # length of the repeated subsequence
-    n_train: int = 50_000
-    n_test: int = 2_000
-    seed: int = 0
+    n_train: int = 50_000  # distinct training examples drawn with seed
+    n_test: int = 2_000  # distinct held-out examples
+    seed: int = 0  # seed of the drawn examples
 
     def __post_init__(self) -> None:
         if self.n_values < 2 or self.sub_length < 2 or 2 * self.sub_length > self.length:
