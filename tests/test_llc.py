@@ -63,7 +63,7 @@ def test_a_real_run_has_an_llc_column_and_a_stability_check(grokked, tmp_path):
     assert all(math.isfinite(v) for v in estimated["llc"]) and result["final"] == estimated["llc"].iloc[-1]
     assert result["stable"] == (abs(result["final"] - result["final_check"])
                                 <= result["tolerance"] * abs(result["final"] + result["final_check"]) / 2)
-    assert result["settings"]["lr"] == 1e-5 and result["nbeta"] > 0
+    assert result["settings"]["lr"] == 1e-4 and result["nbeta"] > 0
     assert "Local learning coefficient" in build_report(copy).read_text()
 
 
