@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from grokscope.atomic import atomic_write_text
-from grokscope.config import RunConfig, load_preset, preset_names, preset_text
+from grokscope.config import RunConfig, load_preset, preset_names, preset_run_name, preset_text
 from grokscope.errors import GrokscopeError
 from grokscope.models import MODELS
 from grokscope.report import build_report
@@ -121,7 +121,7 @@ def summary_line(summary: RunSummary, out: Path) -> str:
 @app.command()
 @user_errors
 def run(
-    preset: str = typer.Option(CANONICAL, "--preset", "-p", help="Preset name (see `grokscope presets`)."),
+    preset: str = typer.Option(CANONICAL, "--preset", "-p", help="Preset name (see `grokscope presets`) or a path to a .toml preset file."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory [default: runs/PRESET]."),
     full: bool = typer.Option(False, "--full", help="Train the paper's full 40K epochs instead of stopping after grokking."),
     patience: int = typer.Option(RUN_PATIENCE, help="Epochs to keep training after grokking (clean-up phase)."),
@@ -136,7 +136,7 @@ def run(
     extra += [f"train.device={device}"] if device is not None else []
     extra += [f"train.log={','.join(log)}"] if log else []
     config = user_config(load_preset, preset, extra + list(overrides))
-    out = out or Path("runs") / (preset + ("-full" if full else ""))
+    out = out or Path("runs") / (preset_run_name(preset) + ("-full" if full else ""))
     summary = train_with_progress(config, out, max_memory)
     console.print(summary_line(summary, out), highlight=False, soft_wrap=True)
     if summary.diverged is not None:
@@ -178,7 +178,7 @@ def analyze_with_progress(run_dir: Path, requested: Sequence[str] = ()) -> dict:
 @app.command()
 @user_errors
 def train(
-    preset: str = typer.Option(CANONICAL, "--preset", "-p", help="Preset name (see `grokscope presets`)."),
+    preset: str = typer.Option(CANONICAL, "--preset", "-p", help="Preset name (see `grokscope presets`) or a path to a .toml preset file."),
     overrides: List[str] = typer.Option([], "--set", help="Override a config value: part.key=value."),
     max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Refuse a run estimated to need more (e.g. 8G) [default: the memory available]."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps (train.device) [default: the preset's, auto]."),
@@ -189,7 +189,7 @@ def train(
     extra = [f"train.device={device}"] if device is not None else []
     extra += [f"train.log={','.join(log)}"] if log else []
     config = user_config(load_preset, preset, extra + list(overrides))
-    out = out or Path("runs") / preset
+    out = out or Path("runs") / preset_run_name(preset)
     summary = train_with_progress(config, out, max_memory)
     console.print(summary_line(summary, out), highlight=False, soft_wrap=True)
     if summary.diverged is not None:
@@ -242,7 +242,7 @@ def tasks() -> None:
 @app.command()
 @user_errors
 def presets() -> None:
-    """List the shipped presets, one per line, name first."""
+    """List the presets (GROKSCOPE_PRESETS's folders first, then the shipped ones), one per line, name first."""
     from grokscope.sweeps.spec import sweep_preset_description, sweep_preset_names
 
     for name in preset_names():

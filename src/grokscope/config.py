@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import os
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any, Literal
 
 try:
@@ -23,6 +25,7 @@ from grokscope.schema import ConfigPart, Registry
 from grokscope.tasks import TASKS, TaskConfig
 
 FORMAT = "grokscope.run/1"
+PRESETS_ENV = "GROKSCOPE_PRESETS"  # folders of the user's own presets
 LOGGERS = ("tensorboard",)  # what train.log may name (grokscope/loggers.py)
 
 TRAINERS: Registry[ConfigPart] = Registry("train kind")
@@ -196,17 +199,45 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def preset_dirs() -> list[Path]:
+    """The folders named by ``GROKSCOPE_PRESETS`` (separated by ``os.pathsep``), searched before
+    the shipped presets."""
+    return [Path(d) for d in os.environ.get(PRESETS_ENV, "").split(os.pathsep) if d]
+
+
 def preset_names() -> list[str]:
-    """Names of the presets shipped in ``grokscope/presets``."""
-    files = resources.files("grokscope.presets").iterdir()
-    return sorted(f.name[:-5] for f in files if f.name.endswith(".toml"))
+    """Names of the presets: those in ``GROKSCOPE_PRESETS``'s folders and those shipped in ``grokscope/presets``."""
+    files = [*resources.files("grokscope.presets").iterdir(), *(f for d in preset_dirs() if d.is_dir() for f in d.iterdir())]
+    return sorted({f.name[:-5] for f in files if f.name.endswith(".toml")})
+
+
+def _parse_preset(text: str, where: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"preset {where} is not valid TOML: {e}") from None
 
 
 def preset_text(name: str) -> dict[str, Any]:
-    """The parsed TOML of a shipped preset."""
-    if name not in preset_names():
-        raise ValueError(f"unknown preset {name!r} (known: {', '.join(preset_names())})")
-    return tomllib.loads(resources.files("grokscope.presets").joinpath(f"{name}.toml").read_text())
+    """The parsed TOML of a preset: a path to a ``.toml`` file, or a name found first in
+    ``GROKSCOPE_PRESETS``'s folders, then among the shipped presets."""
+    if name.endswith(".toml"):
+        path = Path(name)
+        if not path.is_file():
+            raise ValueError(f"no preset file at {name}")
+        return _parse_preset(path.read_text(), name)
+    for folder in preset_dirs():
+        if (folder / f"{name}.toml").is_file():
+            return _parse_preset((folder / f"{name}.toml").read_text(), str(folder / f"{name}.toml"))
+    shipped = resources.files("grokscope.presets").joinpath(f"{name}.toml")
+    if not shipped.is_file():
+        raise ValueError(f"unknown preset {name!r} (known: {', '.join(preset_names())}; or give a path to a .toml file)")
+    return _parse_preset(shipped.read_text(), name)
+
+
+def preset_run_name(name: str) -> str:
+    """The run directory name for a preset: its name, or a preset file's stem."""
+    return Path(name).stem if name.endswith(".toml") else name
 
 
 def load_preset(name: str, overrides: list[str] = ()) -> RunConfig:

@@ -16,6 +16,8 @@ import types
 import typing
 from typing import Any, ClassVar, Generic, Literal, TypeVar, Union
 
+from grokscope.errors import GrokscopeError
+
 T = TypeVar("T", bound="ConfigPart")
 
 
@@ -153,10 +155,27 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
 class Registry(Generic[T]):
     """Maps each ``kind`` to its ConfigPart class (and whatever that class builds)."""
 
-    def __init__(self, what: str, kind_key: str = "kind"):
+    def __init__(self, what: str, kind_key: str = "kind", plugins: str | None = None):
         self.what = what
         self.kind_key = kind_key
+        self.plugins = plugins  # an entry-point group whose modules register more kinds on import
+        self._plugins_loaded = plugins is None
         self._classes: dict[str, type[T]] = {}
+
+    def _load_plugins(self) -> None:
+        """Import every module of the entry-point group ``plugins`` once (their imports register
+        their classes); a module that fails to import raises GrokscopeError naming it."""
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        from importlib.metadata import entry_points
+
+        for point in entry_points(group=self.plugins):
+            try:
+                point.load()
+            except Exception as e:  # any error in someone else's package: name it, do not crash deep inside
+                raise GrokscopeError(f"the {self.plugins} entry point {point.name!r} ({point.value}) failed to load: "
+                                 f"{type(e).__name__}: {e}") from None
 
     def register(self, cls: type[T]) -> type[T]:
         """Class decorator: register ``cls`` under ``cls.kind``."""
@@ -166,9 +185,12 @@ class Registry(Generic[T]):
         return cls
 
     def names(self) -> list[str]:
+        self._load_plugins()
         return sorted(self._classes)
 
     def get(self, kind: str) -> type[T]:
+        if kind not in self._classes:
+            self._load_plugins()
         try:
             return self._classes[kind]
         except KeyError:

@@ -46,7 +46,7 @@ class TaskConfig(ConfigPart):
         raise NotImplementedError
 
 
-TASKS: Registry[TaskConfig] = Registry("task", kind_key="name")
+TASKS: Registry[TaskConfig] = Registry("task", kind_key="name", plugins="grokscope.tasks")  # outside packages add tasks
 
 
 IGNORE = -1  # a label that is not scored (e.g. a position outside the repeated subsequence)
