@@ -19,10 +19,10 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 # optional extras: TransformerLens (~600 MB; export and its equivalence test), Ray (sweeps on a cluster), Playwright
-# (PNG export and the report's browser test; uses Debian's chromium, never downloads a browser), TensorBoard (--log),
+# (PNG export and the report's browser test; uses Debian's chromium, never downloads a browser), TensorBoard and W&B (--log),
 # DuckDB (grokscope query) and MkDocs (make docs)
 extras: install
-	$(BIN)/pip install -q -e '.[dev,lens,browser,ray,tensorboard,query,docs]'
+	$(BIN)/pip install -q -e '.[dev,lens,browser,ray,tensorboard,wandb,query,docs]'
 
 run: install
 	$(BIN)/grokscope run

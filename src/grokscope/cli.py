@@ -128,7 +128,7 @@ def run(
     overrides: List[str] = typer.Option([], "--set", help="Override a config value: part.key=value."),
     max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Refuse a run estimated to need more (e.g. 8G) [default: the memory available]."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps (train.device) [default: the preset's, auto]."),
-    log: List[str] = typer.Option([], "--log", help="Also stream metrics to: tensorboard (event files in RUN/tensorboard)."),
+    log: List[str] = typer.Option([], "--log", help="Also stream metrics to: tensorboard (event files in RUN/tensorboard), wandb (offline unless WANDB_MODE says otherwise)."),
 ) -> None:
     """Train, analyse and report a run; by default the canonical one, (x + y) mod 113 as in Nanda et
     al. (2023), until it has grokked (and `--patience` epochs more)."""
@@ -167,6 +167,7 @@ def analyze_with_progress(run_dir: Path, requested: Sequence[str] = ()) -> dict:
         progress = pd.read_parquet(run_dir / "progress.parquet").to_dict("records")
         for logger in open_loggers(run_.config.train.log, run_.paths.root, run_.config.to_dict(), first=False):
             logger.log_progress(progress)
+            logger.close()
     stored = read_analysis(analysis)
     console.print(stored.headline, highlight=False, soft_wrap=True)
     for line in stored.findings:
@@ -182,7 +183,7 @@ def train(
     overrides: List[str] = typer.Option([], "--set", help="Override a config value: part.key=value."),
     max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Refuse a run estimated to need more (e.g. 8G) [default: the memory available]."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps (train.device) [default: the preset's, auto]."),
-    log: List[str] = typer.Option([], "--log", help="Also stream metrics to: tensorboard (event files in RUN/tensorboard)."),
+    log: List[str] = typer.Option([], "--log", help="Also stream metrics to: tensorboard (event files in RUN/tensorboard), wandb (offline unless WANDB_MODE says otherwise)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory [default: runs/PRESET]."),
 ) -> None:
     """Train a preset, with overrides, into a run directory (resumes if it holds the same run)."""
@@ -298,11 +299,13 @@ def sweep_run(
     address: Optional[str] = typer.Option(None, help="Ray cluster address [default: start a local Ray instance]."),
     workers: Optional[int] = typer.Option(None, help="Processes (local) or CPUs (local Ray) [default: one per core]."),
     device: Optional[str] = typer.Option(None, "--device", help="train.device of every member (auto, cpu, cuda, cuda:N, mps)."),
+    log: List[str] = typer.Option([], "--log", help="Every member also streams to: tensorboard (MEMBER/tensorboard), wandb (one group per sweep)."),
 ) -> None:
     """Train (and analyse) every member of a sweep; finished members are skipped, interrupted ones resume."""
     from dataclasses import replace
 
     from grokscope.devices import resolve_device
+    from grokscope.loggers import check_loggers
     from grokscope.sweeps import SweepSpec, run_bisection, run_local, summarize
     from grokscope.sweeps.ray_backend import run_ray
 
@@ -313,6 +316,10 @@ def sweep_run(
         user_config(load_preset, sweep.preset, [f"train.device={device}"])  # a valid value ...
         resolve_device(device)  # ... that this machine has, before any member starts
         sweep = replace(sweep, set={**sweep.set, "train.device": device})
+    if log:
+        user_config(load_preset, sweep.preset, [f"train.log={','.join(log)}"])  # names loggers that exist
+        check_loggers(tuple(log))  # whose libraries are installed
+        sweep = replace(sweep, set={**sweep.set, "train.log": ",".join(log)})
     if sweep.bisect is not None and backend != "local":
         raise GrokscopeError("a bisection runs its rounds one after another; use --backend local")
     members = sweep.members() if sweep.bisect is None else [None] * sweep.bisect["rounds"]

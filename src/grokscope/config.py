@@ -26,7 +26,7 @@ from grokscope.tasks import TASKS, TaskConfig
 
 FORMAT = "grokscope.run/1"
 PRESETS_ENV = "GROKSCOPE_PRESETS"  # folders of the user's own presets
-LOGGERS = ("tensorboard",)  # what train.log may name (grokscope/loggers.py)
+LOGGERS = ("tensorboard", "wandb")  # what train.log may name (grokscope/loggers.py)
 
 TRAINERS: Registry[ConfigPart] = Registry("train kind")
 
@@ -51,7 +51,7 @@ class TrainConfig(ConfigPart):
     grok_threshold: float = 0.99  # test accuracy that counts as grokked
     threads: int = 1  # torch intra-op threads (one is fastest at these shapes)
     device: str = "auto"  # auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps (grokscope/devices.py)
-    log: tuple[str, ...] = ()  # where metrics also stream: tensorboard (grokscope/loggers.py)
+    log: tuple[str, ...] = ()  # where metrics also stream: tensorboard, wandb (grokscope/loggers.py)
     folded: bool = True  # train 1-layer LayerNorm-free models through exact per-token tables (models/folded.py)
     normaliser: Literal["softmax", "stablemax"] = "softmax"  # output normalisation of the loss (StableMax: Prieto et al. 2025)
     orthograd: bool = False  # ⊥Grad: drop each gradient's component along its weight (Prieto et al. 2025)
