@@ -26,6 +26,7 @@ def test_a_run_logged_to_tensorboard(tmp_path):
     assert {"train/loss", "train/acc", "test/loss", "test/acc"} <= set(scalars)
     assert [e.step for e in events.Scalars("test/acc")] == list(range(0, 61, 10))  # every evaluated epoch
     assert "progress/ssw_total" in scalars and "config/text_summary" in events.Tags()["tensors"]
+    assert "verdict/text_summary" in events.Tags()["tensors"]
     assert (out / "tensorboard" / "hparams").is_dir()  # the summary, as hyper-parameters and results
 
 
@@ -51,8 +52,9 @@ def test_a_run_logged_to_wandb_offline(tmp_path, monkeypatch):
     evaluated = [row for row in history if "test/acc" in row]
     assert [row["_step"] for row in evaluated] == list(range(0, 61, 10))  # every evaluated epoch, at its epoch
     assert {"train/loss", "train/acc", "test/loss"} <= set(evaluated[-1]) and summary["final_epoch"] == 60
-    _, progress, _ = run_contents(analysis)  # the analysis continues the same run with the progress measures
+    _, progress, after = run_contents(analysis)  # the analysis continues the same run with the progress measures
     assert any("progress/ssw_total" in row and "checkpoint_epoch" in row for row in progress)
+    assert after["verdict"].startswith("verdict: ")
 
 
 def test_sweep_members_share_a_wandb_group(tmp_path, monkeypatch):

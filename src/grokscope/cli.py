@@ -166,7 +166,7 @@ def analyze_with_progress(run_dir: Path, requested: Sequence[str] = ()) -> dict:
 
         progress = pd.read_parquet(run_dir / "progress.parquet").to_dict("records")
         for logger in open_loggers(run_.config.train.log, run_.paths.root, run_.config.to_dict(), first=False):
-            logger.log_progress(progress)
+            logger.log_progress(progress, read_analysis(analysis).headline)
             logger.close()
     stored = read_analysis(analysis)
     console.print(stored.headline, highlight=False, soft_wrap=True)

@@ -69,8 +69,10 @@ class TensorBoardLogger:
                 split, _, metric = key.partition("_")
                 self.writer.add_scalar(f"{split}/{metric}", value, epoch)
 
-    def log_progress(self, progress: list[dict[str, float]]) -> None:
-        """The analysis's progress measures, one point per checkpoint."""
+    def log_progress(self, progress: list[dict[str, float]], headline: str = "") -> None:
+        """The analysis's progress measures, one point per checkpoint, and its headline (the verdict)."""
+        if headline:
+            self.writer.add_text("verdict", headline, int(progress[-1]["epoch"]) if progress else 0)
         for row in progress:
             for key, value in row.items():
                 if key != "epoch" and isinstance(value, (int, float)) and math.isfinite(value):
@@ -119,7 +121,9 @@ class WandbLogger:
                 values[f"{split}/{metric}"] = value
         self.run.log(values, step=int(row["epoch"]))
 
-    def log_progress(self, progress: list[dict[str, float]]) -> None:
+    def log_progress(self, progress: list[dict[str, float]], headline: str = "") -> None:
+        if headline:
+            self.run.summary["verdict"] = headline
         for row in progress:
             values = {f"progress/{k}": v for k, v in row.items()
                       if k != "epoch" and isinstance(v, (int, float)) and math.isfinite(v)}
