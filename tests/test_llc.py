@@ -61,6 +61,7 @@ def test_a_real_run_has_an_llc_column_and_a_stability_check(grokked, tmp_path):
     estimated = progress.dropna(subset=["llc"])
     assert estimated["epoch"].tolist() == result["epochs"] and len(result["epochs"]) <= 20
     assert all(math.isfinite(v) for v in estimated["llc"]) and result["final"] == estimated["llc"].iloc[-1]
+    assert (estimated["llc_chain_spread"] >= 0).all()
     assert result["stable"] == (abs(result["final"] - result["final_check"])
                                 <= result["tolerance"] * abs(result["final"] + result["final_check"]) / 2)
     assert result["settings"]["lr"] == 1e-4 and result["nbeta"] > 0

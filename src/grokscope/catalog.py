@@ -19,10 +19,12 @@ from grokscope.sweeps.summary import member_row
 
 
 def run_dirs(root: Path) -> list[Path]:
-    """Run directories (holding a config.json) under ``root``, at any depth, sorted."""
+    """Run directories under ``root``, at any depth, sorted: a config.json beside checkpoints/
+    or a summary.json (a published run keeps no checkpoints)."""
     if not root.is_dir():
         raise GrokscopeError(f"no folder at {root}")
-    return sorted(p.parent for p in root.rglob("config.json") if (p.parent / "checkpoints").is_dir())
+    return sorted(p.parent for p in root.rglob("config.json")
+                  if (p.parent / "checkpoints").is_dir() or (p.parent / "summary.json").is_file())
 
 
 def summaries(root: Path) -> pd.DataFrame:

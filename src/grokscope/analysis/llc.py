@@ -84,9 +84,17 @@ def mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
+def spread(values: list[float]) -> float:
+    """(max - min) / |mean| of the chains' estimates: large where the chains disagree, a sign that
+    the sampler is not stable at that checkpoint (it does not enter the lead times)."""
+    centre = abs(mean(values))
+    return (max(values) - min(values)) / centre if centre > 0 else math.nan
+
+
 @register
 class LocalLearningCoefficient(AnalysisFamily):
-    """The LLC at up to 20 checkpoints (``progress.parquet`` column ``llc``), with a stability check;
+    """The LLC at up to 20 checkpoints (``progress.parquet`` columns ``llc`` and ``llc_chain_spread``),
+    with a stability check;
     optional, since it costs more than the rest of the analysis (``grokscope analyze RUN --with llc``)."""
 
     name = "llc"
@@ -106,7 +114,7 @@ class LocalLearningCoefficient(AnalysisFamily):
         rows = []
         for epoch in epochs:
             chains = llc_per_chain(run.model(epoch), tokens, labels, query, DEFAULT, loss_dtype, forward)
-            rows.append({"epoch": epoch, "llc": mean(chains)})
+            rows.append({"epoch": epoch, "llc": mean(chains), "llc_chain_spread": spread(chains)})
         final_check = mean(llc_per_chain(run.model(epochs[-1]), tokens, labels, query, CHECK, loss_dtype, forward))
         final = rows[-1]["llc"]
         stable = math.isfinite(final) and math.isfinite(final_check) and \
