@@ -153,6 +153,7 @@ def test_sweep_cli(spec_file, tmp_path):
     page = (out / "report.html").read_text()
     assert "Phase diagram" in page and page.count('class="plotly-graph-div"') >= 2
     assert "train.weight_decay" in page and "<script src=" not in page
+    assert "Clock or pizza, member by member" in page  # the families' own sweep sections (registry.sweep_sections)
     result = runner.invoke(app, ["sweep", "summary", str(tmp_path / "nothing")])
     assert result.exit_code == 2 and result.stderr.startswith("error: no sweep directory")
 

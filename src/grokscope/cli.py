@@ -373,11 +373,17 @@ def sweep_publish(out: Path = typer.Argument(..., help="A sweep directory."),
 
 @sweep_app.command("report")
 @user_errors
-def sweep_report(out: Path = typer.Argument(..., help="A sweep directory.")) -> None:
+def sweep_report(out: Path = typer.Argument(..., help="A sweep directory."),
+                 png: bool = typer.Option(False, "--png", help="Also save each figure as DIR/figures/figure-N.png (needs Chromium).")) -> None:
     """Write DIR/report.html: phase diagrams, curves by axis value, key frequencies across members."""
+    from grokscope.report.browser import export_pngs
     from grokscope.report.sweep import build_sweep_report
 
-    console.print(f"report: {build_sweep_report(out)}", highlight=False)
+    path = build_sweep_report(out)
+    console.print(f"report: {path}", highlight=False)
+    if png:
+        for figure in export_pngs(path, out / "figures"):
+            console.print(f"png: {figure}", highlight=False)
 
 
 def main() -> None:

@@ -163,6 +163,16 @@ class ClockOrPizza(AnalysisFamily):
 
         return sections(run, analysis.extensions[self.name], progress)
 
+    def sweep_sections(self, table, axes):
+        if "gradient_symmetricity" not in table.columns or table["gradient_symmetricity"].isna().all():
+            return []
+        from grokscope.report.clock_pizza import sweep_scatter
+
+        return [("Clock or pizza, member by member",
+                 "Each member's gradient symmetricity and distance irrelevance at its last checkpoint; dashed: the "
+                 "rule's thresholds (pizza bottom right, clock top left); crosses: Zhong et al.'s medians.",
+                 lambda: sweep_scatter(table, axes))]
+
     def summary_row(self, analysis) -> dict:
         result: ClockPizza = analysis.extensions[self.name]
         return {"clock_pizza": result.kind, "gradient_symmetricity": result.gradient_symmetricity,

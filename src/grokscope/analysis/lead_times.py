@@ -84,6 +84,15 @@ class ProgressLeadTimes(AnalysisFamily):
 
         return sections(analysis.extensions[self.name])
 
+    def sweep_sections(self, table, axes):
+        if not any(c.startswith("lead_") and table[c].notna().any() for c in table.columns):
+            return []
+        from grokscope.report.lead_times import sweep_leads
+
+        return [("Which measure moved first, over the members",
+                 f"Each measure's lead over grokking, one point per member. Rule: {RULE}.",
+                 lambda: sweep_leads(table))]
+
     def summary_row(self, analysis) -> dict:
         result: LeadTimes = analysis.extensions[self.name]
         return {f"lead_{m}": (math.nan if v is None else v) for m, v in result.lead.items()}

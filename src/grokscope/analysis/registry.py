@@ -125,6 +125,11 @@ class AnalysisFamily:
         """Columns of the sweep summary for a member with this analysis."""
         return {}
 
+    def sweep_sections(self, table: pd.DataFrame, axes: list[str]) -> list[Section]:
+        """Sections of the sweep report drawing this family's summary columns over the members
+        (``table``: the sweep summary; ``axes``: the sweep's axes, seeds included)."""
+        return []
+
 
 FAMILIES: dict[str, AnalysisFamily] = {}
 
@@ -145,6 +150,11 @@ def _families() -> dict[str, AnalysisFamily]:
     for module in BUILTIN:
         importlib.import_module(module)
     return FAMILIES
+
+
+def all_families() -> list[AnalysisFamily]:
+    """Every registered family (built-in ones included), in registration order."""
+    return list(_families().values())
 
 
 def optional_families() -> list[str]:

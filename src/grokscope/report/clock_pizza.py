@@ -77,3 +77,29 @@ def sections(run: Run, result: ClockPizza, progress: pd.DataFrame) -> list[Secti
          "Both measures at every checkpoint. The dashed line is the rule's threshold (0.75) on each.",
          lambda: measures_over_training(progress, grok)),
     ]
+
+
+PAPER_MEDIANS = {"pizza (Zhong et al.)": (0.99, 0.65), "clock (Zhong et al.)": (0.50, 0.86)}
+
+
+def sweep_scatter(table: pd.DataFrame, axes: list[str]) -> go.Figure:
+    """Every member's gradient symmetricity against its distance irrelevance, coloured by the first
+    axis that is not a seed, with the rule's thresholds and the paper's medians."""
+    done = table.dropna(subset=["gradient_symmetricity", "distance_irrelevance"])
+    axis = next((a for a in axes if "seed" not in a), None)
+    fig = go.Figure()
+    groups = done.groupby(axis) if axis else [("members", done)]
+    for i, (value, rows) in enumerate(groups):
+        fig.add_scatter(x=rows["gradient_symmetricity"], y=rows["distance_irrelevance"], mode="markers",
+                        marker=dict(size=11, color=figures.PALETTE[i % len(figures.PALETTE)]),
+                        name=f"{axis} = {value}" if axis else str(value), text=rows["member"],
+                        hovertemplate="%{text}: symmetricity %{x:.2f}, irrelevance %{y:.2f}<extra></extra>")
+    for name, (x, y) in PAPER_MEDIANS.items():
+        fig.add_scatter(x=[x], y=[y], mode="markers+text", marker=dict(symbol="x", size=12, color="black"),
+                        text=[name], textposition="bottom center", showlegend=False)
+    fig.add_vline(x=0.75, line_dash="dash", line_color="#999")
+    fig.add_hline(y=0.75, line_dash="dash", line_color="#999")
+    fig.update_xaxes(title_text="gradient symmetricity", range=[-0.05, 1.05])
+    fig.update_yaxes(title_text="distance irrelevance", range=[-0.05, 1.05])
+    fig.update_layout(template=TEMPLATE, height=480, legend_orientation="h", legend_y=-0.2)
+    return fig

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.graph_objects as go
 
 from grokscope.analysis.modular_records import LeadTimes
@@ -30,3 +31,19 @@ def sections(result: LeadTimes) -> list[Section]:
              f"Each progress measure's lead over grokking (blue: before, red: after). Rule: {result.rule}; "
              f"measured from epoch {result.start_epoch} (the end of memorisation).",
              lambda: lead_chart(result))]
+
+
+def sweep_leads(table: pd.DataFrame) -> go.Figure:
+    """Each measure's lead over grokking, one point per member, measures ordered by their median."""
+    columns = [c for c in table.columns if c.startswith("lead_") and table[c].notna().any()]
+    order = sorted(columns, key=lambda c: table[c].median(), reverse=True)
+    fig = go.Figure()
+    for c in order:
+        values = table[c].dropna()
+        fig.add_box(x=values, name=c[len("lead_"):], boxpoints="all", jitter=0.3, pointpos=0,
+                    marker_color=figures.TRAIN, line_color=figures.TRAIN, orientation="h", showlegend=False)
+    fig.add_vline(x=0, line_dash="dash", line_color="black")
+    fig.update_xaxes(title_text="epochs before grokking (the member's own grokking epoch)")
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(template=TEMPLATE, height=140 + 40 * len(order))
+    return fig

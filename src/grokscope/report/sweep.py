@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
+from grokscope.analysis import registry
 from grokscope.errors import GrokscopeError
 from grokscope.report.html import STYLE
 from grokscope.atomic import atomic_write_text
@@ -101,6 +102,8 @@ def build_sweep_report(out: str | Path) -> Path:
                          "hover for mean ± standard deviation and the number of members.", phase_diagram(table, grid_axes)))
         sections.append(("Test accuracy by " + grid_axes[0], "Each member's test accuracy; colour: its value of the axis.",
                          curves_by_axis(out, table, grid_axes[0])))
+    for family in registry.all_families():  # the families' own views of their summary columns
+        sections += [(title, caption, build()) for title, caption, build in family.sweep_sections(table, axes)]
     body = []
     for i, (title, caption, fig) in enumerate(sections):
         body.append(f"<h2>{html.escape(title)}</h2><p class='caption'>{html.escape(caption)}</p>")
