@@ -65,7 +65,8 @@ def test_a_real_run_has_an_llc_column_and_a_stability_check(grokked, tmp_path):
     assert result["stable"] == (abs(result["final"] - result["final_check"])
                                 <= result["tolerance"] * abs(result["final"] + result["final_check"]) / 2)
     assert result["settings"]["lr"] == 1e-4 and result["nbeta"] > 0
-    assert "Local learning coefficient" in build_report(copy).read_text()
+    page = build_report(copy).read_text()
+    assert "Local learning coefficient" in page and "--with llc</code>" not in page
 
 
 def test_an_unknown_optional_analysis_is_refused_before_anything_is_written(grokked, tmp_path):

@@ -23,7 +23,8 @@ def test_report_of_a_grokked_run(grokked, tmp_path):
     page = path.read_text()
     for title in SECTIONS:
         assert title in page, title
-    assert page.count('class="plotly-graph-div"') == FIGURES and 'class="na"' not in page
+    assert page.count('class="plotly-graph-div"') == FIGURES
+    assert page.count('class="na"') == 1 and "--with llc</code>" in page  # the one optional analysis not asked for
     assert "implements the Fourier-multiplication algorithm" in page
     assert f"passed 99% at epoch {analysis['grokking_epoch']:,}" in page
     assert "<script src=" not in page and "<link " not in page  # offline: plotly.js is inline, nothing loaded

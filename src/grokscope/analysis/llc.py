@@ -93,9 +93,11 @@ def spread(values: list[float]) -> float:
 
 @register
 class LocalLearningCoefficient(AnalysisFamily):
-    """The LLC at up to 20 checkpoints (``progress.parquet`` columns ``llc`` and ``llc_chain_spread``),
-    with a stability check;
-    optional, since it costs more than the rest of the analysis (``grokscope analyze RUN --with llc``)."""
+    """The local learning coefficient over training, by SGLD (Lau et al., 2023).
+
+    At up to 20 checkpoints (``progress.parquet`` columns ``llc`` and ``llc_chain_spread``), with a
+    stability check; optional, since it costs more than the rest of the analysis
+    (``grokscope analyze RUN --with llc``)."""
 
     name = "llc"
     record = LearningCoefficient

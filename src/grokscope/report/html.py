@@ -114,7 +114,7 @@ def _write_report(run: Run, out: str | Path | None) -> Path:
     intro, sections, notes = primary.page(run, stored, progress)  # a failure here is a bug, and shows as one
     for family in extensions:
         sections = sections + family.sections(run, stored, progress)
-    body = []
+    body = [_not_computed(run, stored)]
     for i, (title, caption, build) in enumerate(sections):
         body.append(f"<h2>{html.escape(title)}</h2>")
         if title in notes:
@@ -146,6 +146,18 @@ plotly.js is embedded; the page needs no network.</p>
     path = Path(out) if out is not None else run.paths.root / "report.html"
     atomic_write_text(path, page)
     return path
+
+
+def _not_computed(run: Run, stored: registry.StoredAnalysis) -> str:
+    """A line naming the optional analyses that apply to this run but were not asked for."""
+    skipped = [f for f in registry.all_families()
+               if f.optional and f.applies_to(run.config) and f.name not in stored.extensions]
+    if not skipped:
+        return ""
+    items = "; ".join(f"{html.escape(f.name)} ({html.escape((f.__doc__ or '').strip().splitlines()[0])}): "
+                      f"<code>grokscope analyze {html.escape(str(run.paths.root))} --with {html.escape(f.name)}</code>"
+                      for f in skipped)
+    return f'<p class="na">Not computed for this run, being optional and slower than the rest: {items}.</p>'
 
 
 def modular_page(run: Run, analysis: ModularAnalysis, progress: pd.DataFrame) -> tuple[str, list, dict[str, str]]:
