@@ -159,6 +159,7 @@ def analyze_with_progress(run_dir: Path, requested: Sequence[str] = ()) -> dict:
         bar = progress.add_task("analyse", total=len(run_.checkpoint_epochs))
         analysis = analyze_run(run_, on_checkpoint=lambda done, total: progress.update(bar, completed=done),
                                requested=requested)
+    stored = read_analysis(analysis)
     if run_.config.train.log:  # the progress measures go where the training metrics went
         import pandas as pd
 
@@ -166,9 +167,8 @@ def analyze_with_progress(run_dir: Path, requested: Sequence[str] = ()) -> dict:
 
         progress = pd.read_parquet(run_dir / "progress.parquet").to_dict("records")
         for logger in open_loggers(run_.config.train.log, run_.paths.root, run_.config.to_dict(), first=False):
-            logger.log_progress(progress, read_analysis(analysis).headline)
+            logger.log_progress(progress, stored.headline)
             logger.close()
-    stored = read_analysis(analysis)
     console.print(stored.headline, highlight=False, soft_wrap=True)
     for line in stored.findings:
         console.print(f"  {line}", highlight=False, soft_wrap=True)

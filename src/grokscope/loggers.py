@@ -130,7 +130,7 @@ class WandbLogger:
             self.run.log({**values, "checkpoint_epoch": int(row["epoch"])})
 
     def finish(self, summary: dict[str, Any]) -> None:
-        self.run.summary.update({k: v for k, v in _scalars(summary).items()} | {"stopped": summary.get("stopped")})
+        self.run.summary.update(_scalars(summary) | {"stopped": summary.get("stopped")})
         self.run.finish()
 
     def close(self) -> None:
