@@ -174,8 +174,8 @@ def applicable(config: RunConfig, requested: Sequence[str] = ()) -> list[Analysi
     ordered = [f for f in found if f.primary]
     waiting = [f for f in found if not f.primary]
     while waiting:
-        placed = {f.name for f in ordered}
-        ready = next((f for f in waiting if all(n in placed or n not in {w.name for w in waiting} for n in f.after)), None)
+        pending = {f.name for f in waiting}  # an extension waits only for applicable ones not yet placed
+        ready = next((f for f in waiting if not pending.intersection(f.after)), None)
         if ready is None:
             raise GrokscopeError(f"analysis families {[f.name for f in waiting]} wait on each other (their `after`)")
         ordered.append(ready)
