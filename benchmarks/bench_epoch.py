@@ -30,7 +30,7 @@ from grokscope import load_preset, load_run, train_run  # noqa: E402
 
 import torch  # noqa: E402
 from grokscope.training import checkpoint  # noqa: E402
-from grokscope.training.loop import training_forward, update  # noqa: E402
+from grokscope.training.loop import take_step, training_forward  # noqa: E402
 from grokscope.training.loss import log_probs_of_labels, scored_mean_loss  # noqa: E402
 from grokscope.training.optim import make_optimizer  # noqa: E402
 from machine import describe  # noqa: E402
@@ -91,7 +91,8 @@ def main() -> None:
     def loop_step(model, opt):
         def step():
             logits = training_forward(model, config.train)(tokens, query)
-            update(scored_mean_loss(log_probs_of_labels(logits, labels), labels), model, opt, config.train, 1000, None)
+            scored_mean_loss(log_probs_of_labels(logits, labels), labels).backward()
+            take_step(model, opt, config.train, 1000, None)
         return step
 
     def unflushed_step(model, opt):

@@ -15,7 +15,7 @@ from torch.utils._pytree import tree_flatten
 
 from grokscope.training import checkpoint
 from grokscope.training.grokfast import GradientFilter
-from grokscope.training.loop import training_forward, update
+from grokscope.training.loop import take_step, training_forward
 from grokscope.training.loss import log_probs_of_labels, scored_mean_loss
 from grokscope.training.optim import make_optimizer
 from grokscope.training.subnormals import cast_flushing_grad, flush_subnormals_, optimizer_state_tensors
@@ -67,7 +67,8 @@ def loop_step(model, optimizer, cfg, epoch, batch, grad_filter=None) -> None:
     tokens, labels, query = batch
     logits = training_forward(model, cfg)(tokens, query)
     loss = scored_mean_loss(log_probs_of_labels(logits, labels, cfg.loss_dtype, cfg.normaliser), labels)
-    update(loss, model, optimizer, cfg, epoch, grad_filter)
+    loss.backward()
+    take_step(model, optimizer, cfg, epoch, grad_filter)
 
 
 def test_the_late_checkpoint_makes_subnormals_without_the_flush(grokked):
@@ -125,10 +126,11 @@ def test_decayed_adamw_moments_are_flushed(tiny_config):
     cfg = tiny_config.train
     optimizer = make_optimizer(model, cfg)
     W_in = model.blocks[0].mlp.W_in
-    loss = (W_in * 0).sum() + model.unembed.W_U.sum()
-    update(loss, model, optimizer, cfg, 98, None)
+    ((W_in * 0).sum() + model.unembed.W_U.sum()).backward()
+    take_step(model, optimizer, cfg, 98, None)
     optimizer.state[W_in]["exp_avg"].fill_(1.2e-38)  # one step of beta1 = 0.9 takes it below 1.18e-38
     optimizer.state[W_in]["exp_avg_sq"].fill_(1e-39)
-    update((W_in * 0).sum() + model.unembed.W_U.sum(), model, optimizer, cfg, 99, None)  # a flushing step
+    ((W_in * 0).sum() + model.unembed.W_U.sum()).backward()
+    take_step(model, optimizer, cfg, 99, None)  # a flushing step
     assert sum(n_subnormal(t) for t in optimizer_state_tensors(optimizer)) == 0
     assert optimizer.state[W_in]["exp_avg"].abs().max() == 0

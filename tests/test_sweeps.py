@@ -119,7 +119,7 @@ def test_a_killed_sweep_finishes_only_its_missing_members(tmp_path):
                     .replace('"train.checkpoint_every" = 10', '"train.checkpoint_every" = 100')
                     + '[axes]\n"train.seed" = [0, 1, 2]\n')
     out = tmp_path / "sweep"
-    command = [sys.executable, "-m", "grokscope", "sweep", str(spec), "--out", str(out), "--workers", "1"]
+    command = [sys.executable, "-m", "grokscope", "sweep", str(spec), "--out", str(out), "--workers", "1", "--no-batch"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     first, second, third = (out / f"train.seed={s}" for s in range(3))
     deadline = time.time() + 120

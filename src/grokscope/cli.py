@@ -300,6 +300,11 @@ def sweep_run(
     workers: Optional[int] = typer.Option(None, help="Processes (local) or CPUs (local Ray) [default: one per core]."),
     device: Optional[str] = typer.Option(None, "--device", help="train.device of every member (auto, cpu, cuda, cuda:N, mps)."),
     log: List[str] = typer.Option([], "--log", help="Every member also streams to: tensorboard (MEMBER/tensorboard), wandb (one group per sweep)."),
+    batch: Optional[bool] = typer.Option(None, "--batch/--no-batch", help="Train members that share shapes as ensembles "
+                                         "(one stacked model per process), or one member at a time [default: batch on a GPU, "
+                                         "and on a CPU for small models (p <= 32), where it was measured to win]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Most members per ensemble [local default: a "
+                                             "group shared out evenly between the workers; ray default: 1]."),
 ) -> None:
     """Train (and analyse) every member of a sweep; finished members are skipped, interrupted ones resume."""
     from dataclasses import replace
@@ -332,9 +337,10 @@ def sweep_run(
             failures = run_bisection(sweep, out, on_member=advance)
             members = [p for p in out.iterdir() if (p / "config.json").is_file()]
         elif backend == "local":
-            failures = run_local(sweep, out, workers, on_member=advance)
+            failures = run_local(sweep, out, workers, on_member=advance, batch=batch, batch_size=batch_size)
         else:
-            failures = run_ray(sweep, out, address, workers, on_member=advance)
+            size = 1 if batch is False else batch_size or (None if batch else 1)  # None: a whole group per task
+            failures = run_ray(sweep, out, address, workers, on_member=advance, batch_size=size)
     summarize(out)
     console.print(f"{len(members) - len(failures)} of {len(members)} members done; summary: {out / 'summary.csv'}",
                   highlight=False)

@@ -77,9 +77,9 @@ def read_config(path: Path) -> RunConfig:
         raise GrokscopeError(f"{paths.config} is not a valid run config: {e}") from None
 
 
-def prepare_run_dir(root: Path, config: RunConfig) -> RunPaths:
-    """Create a run directory for ``config``, or check that an existing one holds the same run
-    (the same config up to ``EXECUTION_KEYS``; config.json keeps the settings it started with).
+def check_run_dir(root: Path, config: RunConfig) -> RunPaths:
+    """Check, writing nothing, that ``root`` is free for ``config`` or holds the same run (the
+    same config up to ``EXECUTION_KEYS``; config.json keeps the settings it started with).
 
     Raises GrokscopeError if ``root`` holds a different run or unrelated files.
     """
@@ -94,7 +94,14 @@ def prepare_run_dir(root: Path, config: RunConfig) -> RunPaths:
             )
     elif paths.root.exists() and (not paths.root.is_dir() or any(paths.root.iterdir())):
         raise GrokscopeError(f"{paths.root} exists and is not a grokscope run directory")
-    else:
+    return paths
+
+
+def prepare_run_dir(root: Path, config: RunConfig) -> RunPaths:
+    """Create a run directory for ``config``, or check that an existing one holds the same run
+    (``check_run_dir``)."""
+    paths = check_run_dir(root, config)
+    if not paths.config.is_file():
         paths.checkpoints.mkdir(parents=True, exist_ok=True)
         atomic_write_text(paths.config, json.dumps(config.to_dict(), indent=2) + "\n")
     paths.checkpoints.mkdir(exist_ok=True)

@@ -68,58 +68,126 @@ def folded_logits(model: Transformer, tokens: torch.Tensor, query_positions: tor
 
     tokens [batch, pos] -> logits [batch, qpos, d_vocab_out].
     """
-    return torch.stack([_logits_at(model, tokens, int(q)) for q in query_positions], dim=1)
+    weights = dict(model.named_parameters())
+    return torch.stack([_logits_at(model, weights, tokens, int(q)) for q in query_positions], dim=1)
 
 
-def _logits_at(model: Transformer, tokens: torch.Tensor, q: int) -> torch.Tensor:
-    """Logits at query position ``q``: [batch, d_vocab_out]."""
+def stacked_folded_logits(models: list[Transformer], tokens: torch.Tensor, query_positions: torch.Tensor,
+                          sizes: list[int] | None = None) -> torch.Tensor:
+    """``folded_logits`` of E models of one shape at once, each on its own examples: every
+    weight is stacked on a leading member axis, and the tables of all members are mixed by
+    one row mix (members' rows are offset, so they never meet). ``sizes``: how many of each
+    member's examples are real (the rest pad it to the batch); their logits are exactly
+    those of ``folded_logits`` on the real examples alone.
+
+    tokens [member, batch, pos] -> logits [member, batch, qpos, d_vocab_out].
+    """
+    named = [dict(m.named_parameters()) for m in models]
+    weights = {name: torch.stack([n[name] for n in named]) for name in named[0]}  # [member, *shape]
+    return torch.stack([_logits_at(models[0], weights, tokens, int(q), sizes) for q in query_positions], dim=-2)
+
+
+def _rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``table[index]`` for each member: table [*, rows, width], index [*, ...] -> [*, ..., width]
+    (``*`` is no axis, or the member axis)."""
+    if table.dim() == 2:
+        return table[index]
+    members, rows = table.shape[:2]
+    return table.reshape(members * rows, -1)[index + _member_offsets(index, rows)]
+
+
+def _member_offsets(index: torch.Tensor, rows: int) -> torch.Tensor:
+    """``member * rows``, shaped to broadcast against ``index [member, ...]``."""
+    return (torch.arange(index.shape[0], device=index.device) * rows).view(-1, *[1] * (index.dim() - 1))
+
+
+def _row_mix(table: torch.Tensor, bag: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``RowMix`` for each member: table [*, rows, width], bag and weights [*, batch, bag] ->
+    [*, batch, width]; members' bags index their own block of one table."""
+    if table.dim() == 2:
+        return RowMix.apply(table, bag, weights)
+    members, rows, width = table.shape
+    flat_bag = (bag + _member_offsets(bag, rows)).flatten(0, 1)  # still sorted per row
+    read = RowMix.apply(table.reshape(members * rows, width), flat_bag, weights.flatten(0, 1))
+    return read.view(members, -1, width)
+
+
+def _logits_at(model: Transformer, w: dict[str, torch.Tensor], tokens: torch.Tensor, q: int,
+               sizes: list[int] | None = None) -> torch.Tensor:
+    """Logits at query position ``q`` from weights ``w`` (the model's parameters by state-dict
+    name, each with an optional leading member axis ``*``; ``model`` gives the shape only):
+    tokens [*, batch, pos] -> [*, batch, d_vocab_out]. ``sizes``: each member's real examples."""
     block = model.blocks[0]
     attn = block.attn
     n_keys, d_vocab = q + 1, model.d_vocab
     n_heads, d_head = attn.n_heads, attn.d_head
-    W_U = model.unembed.W_U  # [d_model, d_vocab_out]
-    W_read = W_U if block.attn_only else torch.cat([block.mlp.W_in, W_U], dim=1)  # [d_model, n_read]
+    W_E, W_pos, W_U = w["embed.W_E"], w["pos_embed.W_pos"], w["unembed.W_U"]  # [*, d_vocab, d_model], [*, n_ctx, d_model], [*, d_model, d_vocab_out]
+    a = {k: w[f"blocks.0.attn.{k}"] for k in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O")}
+    W_read = W_U if block.attn_only else torch.cat([w["blocks.0.mlp.W_in"], W_U], dim=-1)  # [*, d_model, n_read]
 
-    t_q, t_k = tokens[:, q], tokens[:, :n_keys]  # [batch], [batch, key]
-    # rows only for the (position, token) pairs in this batch: query tokens u, key pairs n
-    used_q, inv_q = torch.unique(t_q, return_inverse=True)  # [n_q], [batch]
-    used_k, inv_k = torch.unique(torch.arange(n_keys, device=tokens.device) * d_vocab + t_k, return_inverse=True)  # [n_k], [batch, key]
+    t_q, t_k = tokens[..., q], tokens[..., :n_keys]  # [*, batch], [*, batch, key]
+    # rows only for the (position, token) pairs in this batch (of every member): query tokens u, key pairs n
+    used_q, inv_q = torch.unique(t_q, return_inverse=True)  # [n_q], [*, batch]
+    used_k, inv_k = torch.unique(torch.arange(n_keys, device=tokens.device) * d_vocab + t_k, return_inverse=True)  # [n_k], [*, batch, key]
     n_q, n_k = len(used_q), len(used_k)
-    R_q = model.embed.W_E[used_q] + model.pos_embed.W_pos[q]  # [n_q, d_model]
-    R_k = model.embed.W_E[used_k % d_vocab] + model.pos_embed.W_pos[used_k // d_vocab]  # [n_k, d_model]
+    R_q = W_E[..., used_q, :] + W_pos[..., q, None, :]  # [*, n_q, d_model]
+    R_k = W_E[..., used_k % d_vocab, :] + W_pos[..., used_k // d_vocab, :]  # [*, n_k, d_model]
 
-    Q = torch.einsum("um,hmd->uhd", R_q, attn.W_Q) + attn.b_Q  # [n_q, head, d_head]
-    K = torch.einsum("nm,hmd->nhd", R_k, attn.W_K) + attn.b_K  # [n_k, head, d_head]
-    S = torch.einsum("uhd,nhd->unh", Q, K) / math.sqrt(d_head)  # [n_q, n_k, head]
-    scores = S.reshape(n_q * n_k, n_heads)[inv_q[:, None] * n_k + inv_k]  # [batch, key, head]
+    Q = torch.einsum("...um,...hmd->...uhd", R_q, a["W_Q"]) + a["b_Q"].unsqueeze(-3)  # [*, n_q, head, d_head]
+    K = torch.einsum("...nm,...hmd->...nhd", R_k, a["W_K"]) + a["b_K"].unsqueeze(-3)  # [*, n_k, head, d_head]
+    S = _matmul(Q.transpose(-3, -2), K.permute(*range(K.dim() - 3), -2, -1, -3))  # [*, head, n_q, n_k]
+    S = S.permute(*range(S.dim() - 3), -2, -1, -3) / math.sqrt(d_head)  # [*, n_q, n_k, head]
+    scores = _rows(S.flatten(-3, -2), inv_q[..., None] * n_k + inv_k)  # [*, batch, key, head]
     rate = attn.attention_rate  # constant attention mixed in (Zhong et al.'s alpha; 1: none)
-    pattern = scores.softmax(dim=1).transpose(1, 2)  # [batch, head, key]
+    pattern = scores.softmax(dim=-2).transpose(-1, -2)  # [*, batch, head, key]
     if rate != 1.0:
         pattern = rate * pattern + (1.0 - rate)
 
-    V = torch.einsum("nm,hmd->nhd", R_k, attn.W_V) + attn.b_V  # [n_k, head, d_head]
-    OV_read = torch.einsum("hdm,mr->hdr", attn.W_O, W_read)  # [head, d_head, n_read]
-    T = torch.einsum("nhd,hdr->hnr", V, OV_read)  # [head, n_k, n_read]
-    base = R_q @ W_read + _read_bias(model, W_read)  # [n_q, n_read]: the query's own row, every bias folded in
-    table = torch.cat([base, T.reshape(-1, W_read.shape[1])])  # [n_q + head*n_k, n_read]
-    rows = n_q + torch.arange(n_heads, device=tokens.device)[:, None] * n_k + inv_k[:, None, :]  # [batch, head, key]
-    bag = torch.cat([inv_q[:, None], rows.flatten(1)], dim=1)  # [batch, 1 + head*key], sorted per row
-    weights = torch.cat([torch.ones_like(t_q[:, None], dtype=pattern.dtype), pattern.flatten(1)], dim=1)
-    read = RowMix.apply(table, bag, weights)  # [batch, n_read]: MLP pre-activation | direct logits
+    V = torch.einsum("...nm,...hmd->...nhd", R_k, a["W_V"]) + a["b_V"].unsqueeze(-3)  # [*, n_k, head, d_head]
+    OV_read = torch.einsum("...hdm,...mr->...hdr", a["W_O"], W_read)  # [*, head, d_head, n_read]
+    T = torch.einsum("...nhd,...hdr->...hnr", V, OV_read)  # [*, head, n_k, n_read]
+    base = _matmul(R_q, W_read) + _read_bias(w, block.attn_only, W_read).unsqueeze(-2)  # [*, n_q, n_read]: every bias folded in
+    table = torch.cat([base, T.flatten(-3, -2)], dim=-2)  # [*, n_q + head*n_k, n_read]
+    rows = n_q + torch.arange(n_heads, device=tokens.device)[:, None] * n_k + inv_k.unsqueeze(-2)  # [*, batch, head, key]
+    bag = torch.cat([inv_q[..., None], rows.flatten(-2)], dim=-1)  # [*, batch, 1 + head*key], sorted per row
+    ones = torch.ones_like(inv_q[..., None], dtype=pattern.dtype)
+    read = _row_mix(table, bag, torch.cat([ones, pattern.flatten(-2)], dim=-1))  # [*, batch, n_read]: MLP pre-activation | direct logits
     if block.attn_only:
         return read
     mlp = block.mlp
     d_mlp = mlp.W_in.shape[1]
-    pre, direct = read.split([d_mlp, read.shape[1] - d_mlp], dim=1)  # (split's backward is one cat)
+    pre, direct = read.split([d_mlp, read.shape[-1] - d_mlp], dim=-1)  # (split's backward is one cat)
     post = F.relu(pre) if mlp.act_fn == "relu" else F.gelu(pre)
-    return torch.addmm(direct, post, mlp.W_out @ W_U)  # W_L = W_out W_U: [d_mlp, d_vocab_out]
+    W_L = w["blocks.0.mlp.W_out"] @ W_U  # [*, d_mlp, d_vocab_out], as in Nanda et al.
+    if post.dim() == 2:
+        return torch.addmm(direct, post, W_L)
+    if sizes is None or min(sizes) == post.shape[1]:
+        return torch.baddbmm(direct, post, W_L)
+    # W_L's gradient sums over the examples: over each member's real ones only, as alone
+    return torch.stack([torch.cat([torch.addmm(direct[e, :n], post[e, :n], W_L[e]), direct[e, n:]])
+                        for e, n in enumerate(sizes)])
 
 
-def _read_bias(model: Transformer, W_read: torch.Tensor) -> torch.Tensor:
-    """Every bias, as seen by [MLP input | logits]: ``b_O W_read + [b_in | b_out W_U + b_U]``: [n_read]."""
-    block = model.blocks[0]
-    bias = block.attn.b_O @ W_read
-    if block.attn_only:
-        return bias + model.unembed.b_U
-    mlp = block.mlp
-    return bias + torch.cat([mlp.b_in, mlp.b_out @ model.unembed.W_U + model.unembed.b_U])
+SMALL_PRODUCT = 1 << 22  # elements per member up to which a product is summed elementwise (16 MB of float32)
+
+
+def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` for each member: a [*, rows, inner], b [*, inner, cols] -> [*, rows, cols].
+
+    A product with few rows (one query token in (x + y) mod p) is summed elementwise: a
+    batched matmul of one row picks its kernel by the number of members, so an ensemble's
+    members would not get their solo runs' bits; broadcast-and-sum gives the same bits for
+    any number of members, and at these sizes it costs nothing measurable.
+    """
+    if a.shape[-2] * a.shape[-1] * b.shape[-1] <= SMALL_PRODUCT:
+        return (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2)
+    return a @ b
+
+
+def _read_bias(w: dict[str, torch.Tensor], attn_only: bool, W_read: torch.Tensor) -> torch.Tensor:
+    """Every bias, as seen by [MLP input | logits]: ``b_O W_read + [b_in | b_out W_U + b_U]``: [*, n_read]."""
+    bias = torch.einsum("...m,...mr->...r", w["blocks.0.attn.b_O"], W_read)
+    if attn_only:
+        return bias + w["unembed.b_U"]
+    b_out_U = torch.einsum("...m,...mv->...v", w["blocks.0.mlp.b_out"], w["unembed.W_U"])
+    return bias + torch.cat([w["blocks.0.mlp.b_in"], b_out_U + w["unembed.b_U"]], dim=-1)

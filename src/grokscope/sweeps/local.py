@@ -1,7 +1,8 @@
 """The local backend: every member of a sweep as an ordinary run directory, a process per core.
 
 Members train on one thread each (the spec's members get ``train.threads = 1``), since the
-cores are shared out between processes. A member already finished is skipped; one interrupted resumes (``train_run`` does both); one
+cores are shared out between processes. Members that share shapes may train as ensembles
+(sweeps/batching.py): one process trains several of them as one stacked model. A member already finished is skipped; one interrupted resumes (``train_run`` does both); one
 that fails is recorded in ``DIR/failures.json`` with its error while the rest completes.
 """
 
@@ -17,50 +18,99 @@ from typing import Callable
 
 from grokscope.errors import GrokscopeError
 from grokscope.atomic import atomic_write_text
+from grokscope.sweeps.batching import batch_by_default, ensemble_batches
 from grokscope.sweeps.spec import Member, SweepSpec
 
 
 def run_member(config_dict: dict, out: str) -> str | None:
     """Train one member (one thread) and analyse it when its task supports the analysis.
     Returns None, or the error in one line."""
-    from grokscope.analysis.registry import analyze_run
+    return run_batch([config_dict], [out])[out]
+
+
+def run_batch(config_dicts: list[dict], outs: list[str]) -> dict[str, str | None]:
+    """Train members as one ensemble (one member: alone), then analyse each when its task
+    supports the analysis. Returns {out: None, or the error in one line}. A member that cannot
+    start (e.g. its directory holds another run) fails alone; an error in the ensemble's
+    training is every member's."""
     from grokscope.config import RunConfig
-    from grokscope.runs import load_run
+    from grokscope.runs import check_run_dir
+    from grokscope.training.ensemble import train_ensemble
     from grokscope.training.loop import train_run
 
+    errors: dict[str, str | None] = {}
+    ready = []
+    for config_dict, out in zip(config_dicts, outs):
+        try:
+            config = RunConfig.from_dict(config_dict)
+            check_run_dir(Path(out), config)
+            ready.append((config, out))
+        except Exception as e:  # noqa: BLE001 - a failed member is recorded, the sweep goes on
+            errors[out] = _one_line(e)
     try:
-        config = RunConfig.from_dict(config_dict)
-        train_run(config, out)
-        run = load_run(out)
+        if len(ready) == 1:
+            train_run(*ready[0])
+        elif ready:
+            train_ensemble([c for c, _ in ready], [o for _, o in ready])
+    except Exception as e:  # noqa: BLE001
+        errors |= dict.fromkeys([o for _, o in ready], _one_line(e))
+    for _, out in ready:
+        errors.setdefault(out, _analyse(out))
+    return {out: errors[out] for out in outs}
+
+
+def _analyse(out: str) -> str | None:
+    """Analyse a trained member (unless done); a task without the analysis is noted, not an error."""
+    from grokscope.analysis.registry import analyze_run
+    from grokscope.runs import load_run
+
+    try:
         if not (Path(out) / "analysis.json").is_file():
             try:
-                analyze_run(run)
+                analyze_run(load_run(out))
             except GrokscopeError as e:  # e.g. a task without a Fourier analysis: the run still counts
                 atomic_write_text(Path(out) / "analysis_skipped.txt", f"{e}\n")
         return None
-    except Exception as e:  # noqa: BLE001 - a failed member is recorded, the sweep goes on
-        return f"{type(e).__name__}: {e}".splitlines()[0] + "\n" + traceback.format_exc(limit=3)
+    except Exception as e:  # noqa: BLE001
+        return _one_line(e)
+
+
+def _one_line(e: Exception) -> str:
+    return f"{type(e).__name__}: {e}".splitlines()[0] + "\n" + traceback.format_exc(limit=3)
 
 
 def run_local(spec: SweepSpec, out: str | Path, workers: int | None = None,
-              on_member: Callable[[Member, str | None], None] | None = None) -> dict[str, str]:
-    """Run every member of ``spec`` under ``out``; returns {member name: error} for failures."""
+              on_member: Callable[[Member, str | None], None] | None = None,
+              batch: bool | None = None, batch_size: int | None = None) -> dict[str, str]:
+    """Run every member of ``spec`` under ``out``, in ``workers`` processes; returns {member
+    name: error} for failures. ``batch``: train members that share shapes as ensembles (None:
+    where ``batching.batch_by_default`` says it pays), at most ``batch_size`` per ensemble
+    (default: a group's members shared out evenly between the workers)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     members = spec.members()
     workers = workers or min(len(members), os.cpu_count() or 1)
+    if batch is None:
+        batch = batch_by_default(members[0].config)
+    batches = ensemble_batches(members, batch_size if batch else 1, workers)
     failures: dict[str, str] = {}
-    jobs = [(m, m.config.to_dict(), str(out / m.name)) for m in members]
-    if workers == 1:
-        for m, config, path in jobs:
-            record(m, run_member(config, path), failures, on_member)
+    jobs = [(b, [m.config.to_dict() for m in b], [str(out / m.name) for m in b]) for b in batches]
+    if workers == 1 or len(jobs) == 1:
+        for b, configs, paths in jobs:
+            record_batch(b, run_batch(configs, paths), failures, on_member)
     else:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(run_member, config, path): m for m, config, path in jobs}
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(run_batch, configs, paths): b for b, configs, paths in jobs}
             for future in as_completed(futures):
-                record(futures[future], future.result(), failures, on_member)
+                record_batch(futures[future], future.result(), failures, on_member)
     write_failures(out, failures)
     return failures
+
+
+def record_batch(batch: list[Member], errors: dict[str, str | None], failures: dict, on_member) -> None:
+    """Note each member of a finished batch (``errors`` by output path, in the batch's order)."""
+    for member, error in zip(batch, errors.values()):
+        record(member, error, failures, on_member)
 
 
 def run_bisection(spec: SweepSpec, out: str | Path,

@@ -13,13 +13,17 @@ from pathlib import Path
 from typing import Callable
 
 from grokscope.errors import GrokscopeError
-from grokscope.sweeps.local import record, run_member, write_failures
+from grokscope.sweeps.batching import ensemble_batches
+from grokscope.sweeps.local import record_batch, run_batch, write_failures
 from grokscope.sweeps.spec import Member, SweepSpec
 
 
 def run_ray(spec: SweepSpec, out: str | Path, address: str | None = None, num_cpus: int | None = None,
-            temp_dir: str | None = None, on_member: Callable[[Member, str | None], None] | None = None) -> dict[str, str]:
-    """Run every member of ``spec`` as a Ray task (one CPU each); returns {member name: error}."""
+            temp_dir: str | None = None, on_member: Callable[[Member, str | None], None] | None = None,
+            batch_size: int | None = 1) -> dict[str, str]:
+    """Run every member of ``spec`` as Ray tasks (one CPU each), each task training up to
+    ``batch_size`` members that share shapes as one ensemble (None: all of them); returns
+    {member name: error}."""
     try:
         import ray
     except ImportError:
@@ -35,14 +39,14 @@ def run_ray(spec: SweepSpec, out: str | Path, address: str | None = None, num_cp
         else:
             ray.init(address=address, log_to_driver=False)
     try:
-        task = ray.remote(num_cpus=1)(run_member)
-        members = spec.members()
-        refs = {task.remote(m.config.to_dict(), str(out / m.name)): m for m in members}
+        task = ray.remote(num_cpus=1)(run_batch)
+        batches = ensemble_batches(spec.members(), batch_size, 1)
+        refs = {task.remote([m.config.to_dict() for m in b], [str(out / m.name) for m in b]): b for b in batches}
         failures: dict[str, str] = {}
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
-            record(refs[done[0]], ray.get(done[0]), failures, on_member)
+            record_batch(refs[done[0]], ray.get(done[0]), failures, on_member)
     finally:
         if started:
             ray.shutdown()

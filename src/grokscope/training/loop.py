@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import contextmanager
 from functools import partial
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pandas as pd
 import torch
@@ -26,12 +27,13 @@ from grokscope.lock import run_lock
 from grokscope.loggers import check_loggers, open_loggers
 from grokscope.sizing import check_memory
 from grokscope.models.folded import folded_logits, supports_folded
+from grokscope.models.stacked import stacked_logits
 from grokscope.atomic import atomic_write_parquet, atomic_write_text
 from grokscope.runs import RunPaths, prepare_run_dir
 from grokscope.training import checkpoint
 from grokscope.training.grokfast import GradientFilter, orthogonalise_gradients
-from grokscope.tasks.base import SampledTask
-from grokscope.training.loss import accuracy, log_probs_of_labels, scored_mean_loss, target_losses
+from grokscope.tasks.base import IGNORE, SampledTask
+from grokscope.training.loss import log_probs_of_labels
 from grokscope.training.optim import lr_at, make_optimizer, set_lr
 from grokscope.training.subnormals import FLUSH_STATE_EVERY, flush_subnormals_, optimizer_state_tensors
 
@@ -46,6 +48,7 @@ class Execution:
     torch: str  # torch's version
     device: str = "cpu"  # the torch device that trained it
     hardware: str = ""  # the device's name (the CPU's model, or the GPU's)
+    ensemble: int = 1  # how many runs trained together as one stacked model (1: alone)
 
 
 @dataclass(frozen=True)
@@ -115,18 +118,26 @@ def train_run(config: RunConfig, out: str | Path, on_epoch: EpochCallback | None
     with run_lock(paths.root, "grokscope train"):
         if paths.summary.is_file():
             return RunSummary.from_dict(json.loads(paths.summary.read_text()))
-        torch.set_num_threads(config.train.threads)
-        deterministic = torch.are_deterministic_algorithms_enabled()
-        fill = torch.utils.deterministic.fill_uninitialized_memory
-        torch.use_deterministic_algorithms(True)  # bitwise-repeatable on several threads too, at no measured cost
-        # Deterministic mode NaN-fills every new tensor; no kernel here reads uninitialised memory, and
-        # the fills cost ~5 % of an epoch (measured in benchmarks/bench_epoch.py).
-        torch.utils.deterministic.fill_uninitialized_memory = False
-        try:
-            return _train(config, paths, on_epoch)
-        finally:
-            torch.use_deterministic_algorithms(deterministic)
-            torch.utils.deterministic.fill_uninitialized_memory = fill
+        with training_session(config.train.threads):
+            return train_together([Trainee(config, paths, resolve_device(config.train.device), on_epoch)])[0]
+
+
+@contextmanager
+def training_session(threads: int) -> Iterator[None]:
+    """torch set up for training: ``threads`` intra-op threads and deterministic algorithms
+    (bitwise-repeatable on several threads too, at no measured cost); restored afterwards."""
+    torch.set_num_threads(threads)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
+    torch.use_deterministic_algorithms(True)
+    # Deterministic mode NaN-fills every new tensor; no kernel here reads uninitialised memory, and
+    # the fills cost ~5 % of an epoch (measured in benchmarks/bench_epoch.py).
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
 
 
 def check_compatible(config: RunConfig, max_memory: int | None = None) -> None:
@@ -170,122 +181,212 @@ def batch_source(cfg, task, tokens: torch.Tensor, labels: torch.Tensor) -> Calla
     return minibatch
 
 
-def _losses_by_target(prefix: str, names: list[str] | None, picked, labels) -> dict[str, float]:
-    """``{prefix_name: loss}`` for each named target (empty if the task names none), from the
-    same ``log p(label)`` as the mean loss."""
-    if not names:
-        return {}
-    return {f"{prefix}_{n}": v for n, v in zip(names, target_losses(picked, labels))}
+def _losses_by_target(prefix: str, names: list[str] | None, losses: list[float]) -> dict[str, float]:
+    """``{prefix_name: loss}`` for each named target (empty if the task names none)."""
+    return {f"{prefix}_{n}": v for n, v in zip(names or [], losses)}
 
 
-def _train(config: RunConfig, paths: RunPaths, on_epoch: EpochCallback | None) -> RunSummary:
-    cfg = config.train
-    device = resolve_device(cfg.device)
-    task = config.task.build()
-    data = task.dataset()
-    split = task.split()
-    train_tokens, train_labels = data.tokens[split.train].to(device), data.labels[split.train].to(device)
-    test_tokens, test_labels = data.tokens[split.test].to(device), data.labels[split.test].to(device)
-    query_positions = torch.tensor(data.target_positions)
-    batches = batch_source(cfg, task, train_tokens, train_labels)
-    names = task.target_names
+class Trainee:
+    """One run under training: its data, model, optimizer, gradient filter, metrics rows and
+    files. The loop (``train_together``) trains one trainee, or several whose models share
+    shapes as one ensemble; either way each writes its own ordinary run directory."""
 
-    model = config.model.build(task.d_vocab, task.d_vocab_out, task.n_ctx).to(device)
-    forward = training_forward(model, cfg)
-    optimizer = make_optimizer(model, cfg)
-    grad_filter = (None if cfg.grokfast == "none" else
-                   GradientFilter(model, cfg.grokfast, cfg.grokfast_alpha, cfg.grokfast_lamb, cfg.grokfast_window))
-    log_probs = partial(log_probs_of_labels, loss_dtype=cfg.loss_dtype, normaliser=cfg.normaliser)
-    config_dict = config.to_dict()
-    schedule = set(checkpoint_schedule(cfg.epochs, cfg.checkpoint_every))
+    def __init__(self, config: RunConfig, paths: RunPaths, device: torch.device,
+                 on_epoch: EpochCallback | None = None):
+        self.config, self.paths, self.on_epoch = config, paths, on_epoch
+        self.cfg = cfg = config.train
+        task = config.task.build()
+        data, split = task.dataset(), task.split()
+        self.train_tokens, self.train_labels = data.tokens[split.train].to(device), data.labels[split.train].to(device)
+        self.test_tokens, self.test_labels = data.tokens[split.test].to(device), data.labels[split.test].to(device)
+        self.query_positions = torch.tensor(data.target_positions)
+        self.batches = batch_source(cfg, task, self.train_tokens, self.train_labels)
+        self.names = task.target_names
+        self.model = config.model.build(task.d_vocab, task.d_vocab_out, task.n_ctx).to(device)
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.grad_filter = (None if cfg.grokfast == "none" else
+                            GradientFilter(self.model, cfg.grokfast, cfg.grokfast_alpha, cfg.grokfast_lamb,
+                                           cfg.grokfast_window))
+        self.config_dict = config.to_dict()
+        self.schedule = set(checkpoint_schedule(cfg.epochs, cfg.checkpoint_every))
+        self.rows, self.start, self.wall_before = _resume(paths, self.model, self.optimizer, cfg.seed, self.grad_filter)
+        self.grok = grokking_epoch(self.rows, cfg.grok_threshold)
+        self.device = device
+        self.loggers: list = []
+        self.t0 = 0.0
+        self.diverged: Divergence | None = None
 
-    rows, start, wall_before = _resume(paths, model, optimizer, cfg.seed, grad_filter)
-    loggers = open_loggers(cfg.log, paths.root, config_dict)
-    if start == 0:
-        checkpoint.save_weights(model, paths.checkpoint(0, cfg.epochs), 0, config_dict)
-    grok = grokking_epoch(rows, cfg.grok_threshold)
-    t0 = time.perf_counter()
+    def begin(self) -> None:
+        """Open the loggers, write the initial checkpoint of a new run and start its clock."""
+        self.loggers = open_loggers(self.cfg.log, self.paths.root, self.config_dict)
+        if self.start == 0:
+            checkpoint.save_weights(self.model, self.paths.checkpoint(0, self.cfg.epochs), 0, self.config_dict)
+        self.t0 = time.perf_counter()
 
-    def save(epoch: int) -> None:
-        _write_metrics(paths, rows)
-        if first_non_finite(model.named_parameters()) is not None:
+    def wall(self) -> float:
+        return self.wall_before + time.perf_counter() - self.t0
+
+    def save(self, epoch: int) -> None:
+        """The metrics so far, and (unless a weight is no longer finite) the checkpoint and resume
+        state of ``epoch``."""
+        _write_metrics(self.paths, self.rows)
+        if first_non_finite(self.model.named_parameters()) is not None:
             return  # a diverged run keeps its last finite checkpoint as its last
-        checkpoint.save_weights(model, paths.checkpoint(epoch, cfg.epochs), epoch, config_dict)
-        wall = wall_before + time.perf_counter() - t0
-        checkpoint.save_resume(model, optimizer, paths.resume, epoch, config_dict, wall_seconds=wall,
-                               extra=grad_filter.state_tensors() if grad_filter is not None else None)
+        checkpoint.save_weights(self.model, self.paths.checkpoint(epoch, self.cfg.epochs), epoch, self.config_dict)
+        extra = self.grad_filter.state_tensors() if self.grad_filter is not None else None
+        checkpoint.save_resume(self.model, self.optimizer, self.paths.resume, epoch, self.config_dict,
+                               wall_seconds=self.wall(), extra=extra)
 
-    diverged: Divergence | None = None
-    model.train()
-    for epoch in range(start, cfg.epochs + 1):
-        final = epoch == cfg.epochs
-        tokens, labels = batches(epoch)
-        with torch.set_grad_enabled(not final):
-            logits = forward(tokens, query_positions)  # [batch, target, d_vocab_out]
-            picked = log_probs(logits, labels)  # [batch, target]
-            loss = scored_mean_loss(picked, labels)
-        row = {"epoch": epoch, "train_loss": loss.item(), "train_acc": accuracy(logits, labels),
-               "test_loss": math.nan, "test_acc": math.nan,
-               **_losses_by_target("train_loss", names, picked, labels),
-               **{f"test_loss_{n}": math.nan for n in names or []}}
-        if final or epoch % cfg.eval_every == 0:
-            with torch.no_grad():
-                test_logits = forward(test_tokens, query_positions)
-                test_picked = log_probs(test_logits, test_labels)
-                row["test_loss"] = scored_mean_loss(test_picked, test_labels).item()
-                row["test_acc"] = accuracy(test_logits, test_labels)
-                row |= _losses_by_target("test_loss", names, test_picked, test_labels)
-            if grok is None and row["test_acc"] >= cfg.grok_threshold:
-                grok = epoch
-        rows.append(row)
-        for logger in loggers:
+    def record(self, row: dict) -> bool:
+        """Add epoch ``row``; True when the run stops here (its last epoch, grokked plus
+        ``stop_after_grok``, or a loss that is not finite)."""
+        cfg, epoch = self.cfg, row["epoch"]
+        if self.grok is None and row["test_acc"] >= cfg.grok_threshold:
+            self.grok = epoch
+        self.rows.append(row)
+        for logger in self.loggers:
             logger.log_epoch(row)
-        if on_epoch is not None:
-            on_epoch(row)
+        if self.on_epoch is not None:
+            self.on_epoch(row)
         if not math.isfinite(row["train_loss"]):
-            diverged = Divergence(epoch, "train_loss")
-        stop_early = (grok is not None and cfg.stop_after_grok is not None
-                      and not math.isnan(row["test_acc"]) and epoch >= grok + cfg.stop_after_grok)
-        if final or stop_early or diverged is not None:
-            save(epoch)
-            break
-        bad = update(loss, model, optimizer, cfg, epoch, grad_filter)
-        if bad is not None:
-            diverged = Divergence(epoch, bad)
-            save(epoch)  # the weights of this epoch if the step was refused, else only the metrics
-            break
-        if epoch + 1 in schedule:
-            save(epoch + 1)
+            self.diverged = Divergence(epoch, "train_loss")
+        stop_early = (self.grok is not None and cfg.stop_after_grok is not None
+                      and not math.isnan(row["test_acc"]) and epoch >= self.grok + cfg.stop_after_grok)
+        return epoch == cfg.epochs or stop_early or self.diverged is not None
 
-    last = rows[-1]
-    cpu = cpu_model()  # lscpu, once
-    summary = RunSummary(
-        final_epoch=int(last["epoch"]), grokking_epoch=grok,
-        stopped="diverged" if diverged else "max_epochs" if last["epoch"] == cfg.epochs else "grokked",
-        train_loss=last["train_loss"], test_loss=last["test_loss"],
-        train_acc=last["train_acc"], test_acc=last["test_acc"],
-        wall_seconds=wall_before + time.perf_counter() - t0,
-        execution=Execution(threads=cfg.threads, folded=cfg.folded and supports_folded(model),
-                            cpu=cpu, torch=torch.__version__, device=str(device),
-                            hardware=hardware_name(device, cpu)),
-        diverged=diverged,
-    )
-    atomic_write_text(paths.summary, json.dumps(summary.to_dict(), indent=2) + "\n")
-    for logger in loggers:
-        logger.finish(summary.to_dict())
-    return summary
+    def finish(self, ensemble: int) -> RunSummary:
+        """Write summary.json (the run is complete) and close the loggers."""
+        last = self.rows[-1]
+        cpu = cpu_model()  # lscpu, once
+        summary = RunSummary(
+            final_epoch=int(last["epoch"]), grokking_epoch=self.grok,
+            stopped="diverged" if self.diverged else "max_epochs" if last["epoch"] == self.cfg.epochs else "grokked",
+            train_loss=last["train_loss"], test_loss=last["test_loss"],
+            train_acc=last["train_acc"], test_acc=last["test_acc"], wall_seconds=self.wall(),
+            execution=Execution(threads=self.cfg.threads, folded=self.cfg.folded and supports_folded(self.model),
+                                cpu=cpu, torch=torch.__version__, device=str(self.device),
+                                hardware=hardware_name(self.device, cpu), ensemble=ensemble),
+            diverged=self.diverged,
+        )
+        atomic_write_text(self.paths.summary, json.dumps(summary.to_dict(), indent=2) + "\n")
+        for logger in self.loggers:
+            logger.finish(summary.to_dict())
+        return summary
 
 
-def update(loss: torch.Tensor, model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg,
-           epoch: int, grad_filter: GradientFilter | None) -> str | None:
-    """Optimizer step ``epoch`` from ``loss``: backward, Grokfast filter, ⊥Grad, AdamW at the
-    step's learning rate. The loss's gradient carries no float32 subnormal into the model
-    (training/loss.py), and every ``FLUSH_STATE_EVERY`` steps the state carried from step to
-    step (AdamW's moments, the filter's averages) is cleared of them (training/subnormals.py).
+def _stack_batches(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """Each member's (tokens [n_e, pos], labels [n_e, target]) as [member, n, pos] and
+    [member, n, target], with n the largest n_e: shorter members are padded with copies of
+    their first example whose labels are IGNORE, so they count in no loss or accuracy.
+    Also returns each member's number of real examples."""
+    sizes = [len(tokens) for tokens, _ in batches]
+    if len(batches) == 1:
+        tokens, labels = batches[0]
+        return tokens[None], labels[None], sizes
+    n = max(len(tokens) for tokens, _ in batches)
+
+    def pad(t: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+        return t if len(t) == n else torch.cat([t, fill.expand(n - len(t), *t.shape[1:])])
+
+    return (torch.stack([pad(t, t[:1]) for t, _ in batches]),
+            torch.stack([pad(y, torch.full_like(y[:1], IGNORE)) for _, y in batches]), sizes)
+
+
+def _member_forward(trainees: list[Trainee]) -> Callable[..., torch.Tensor]:
+    """``forward(active, tokens [member, n, pos], query_positions, sizes) -> logits [member, n,
+    target, d_vocab_out]``: one model's own forward (the folded path where it is exact and
+    enabled), or the stacked forward of an ensemble's active members."""
+    cfg = trainees[0].cfg
+    if len(trainees) > 1:
+        return lambda active, tokens, query, sizes: stacked_logits([t.model for t in active], tokens, query,
+                                                                   cfg.folded, sizes)
+    forward = training_forward(trainees[0].model, cfg)
+    return lambda active, tokens, query, sizes: forward(tokens[0], query)[None]
+
+
+def _member_measures(picked: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> tuple[list, list, list]:
+    """Per member: the mean loss (a tensor, for the backward), the accuracy and the per-target
+    losses, from ``log p(label)`` picked [member, n, target]: ([member] losses, [member]
+    floats, [member][target] floats)."""
+    scored = labels != IGNORE  # [member, n, target]
+    losses = -picked.flatten(1).sum(1) / scored.flatten(1).sum(1).clamp(min=1)  # [member]
+    correct = ((logits.argmax(dim=-1) == labels) & scored).flatten(1).sum(1).tolist()
+    accs = [c / max(n, 1) for c, n in zip(correct, scored.flatten(1).sum(1).tolist())]
+    with torch.no_grad():
+        per_target = (-picked.sum(1) / scored.sum(1).clamp(min=1)).tolist()  # [member][target]
+    return losses, accs, per_target
+
+
+def train_together(trainees: list[Trainee]) -> list[RunSummary]:
+    """Train the trainees (one run, or an ensemble that starts at the same epoch) to their ends.
+
+    Every epoch the active members' forward passes are one (stacked) forward, their losses
+    one backward (the sum of their mean losses: members' gradients never mix), and each takes
+    its own AdamW step with its own Grokfast filter. A member that stops (its last epoch,
+    grokked plus patience, divergence) is finished there: its summary is written and it
+    leaves the stack, so it costs nothing afterwards.
+    """
+    first = trainees[0].cfg
+    log_probs = partial(log_probs_of_labels, loss_dtype=first.loss_dtype, normaliser=first.normaliser)
+    forward = _member_forward(trainees)
+    summaries: dict[int, RunSummary] = {}
+    for t in trainees:
+        t.begin()
+    active = list(trainees)
+    epoch = trainees[0].start
+    for t in trainees:
+        t.model.train()
+    while active:
+        finals = [epoch == t.cfg.epochs for t in active]
+        tokens, labels, sizes = _stack_batches([t.batches(epoch) for t in active])
+        with torch.set_grad_enabled(not all(finals)):
+            logits = forward(active, tokens, query_positions := active[0].query_positions, sizes)  # [member, batch, target, d_vocab_out]
+            picked = log_probs(logits, labels)  # [member, batch, target]
+            losses, accs, train_targets = _member_measures(picked, logits, labels)
+        train_losses = losses.tolist()
+        evaluate = [final or epoch % t.cfg.eval_every == 0 for t, final in zip(active, finals)]
+        test = None
+        if any(evaluate):
+            with torch.no_grad():
+                test_tokens, test_labels, test_sizes = _stack_batches([(t.test_tokens, t.test_labels) for t in active])
+                test_logits = forward(active, test_tokens, query_positions, test_sizes)
+                test_picked = log_probs(test_logits, test_labels)
+                test_losses, test_accs, test_targets = _member_measures(test_picked, test_logits, test_labels)
+                test = test_losses.tolist(), test_accs, test_targets
+        stepping, stopped = [], []
+        for i, (t, evaluated) in enumerate(zip(active, evaluate)):
+            row = {"epoch": epoch, "train_loss": train_losses[i], "train_acc": accs[i],
+                   "test_loss": test[0][i] if evaluated else math.nan, "test_acc": test[1][i] if evaluated else math.nan,
+                   **_losses_by_target("train_loss", t.names, train_targets[i]),
+                   **_losses_by_target("test_loss", t.names, test[2][i] if evaluated else [math.nan] * len(t.names or []))}
+            (stopped if t.record(row) else stepping).append((i, t))
+        if stepping:
+            losses[[i for i, _ in stepping]].sum().backward()
+        for i, t in stepping:
+            bad = take_step(t.model, t.optimizer, t.cfg, epoch, t.grad_filter)
+            if bad is not None:
+                t.diverged = Divergence(epoch, bad)
+                stopped.append((i, t))  # the weights of this epoch if the step was refused, else only the metrics
+            elif epoch + 1 in t.schedule:
+                t.save(epoch + 1)
+        for _, t in stopped:
+            t.save(epoch)
+            summaries[id(t)] = t.finish(len(trainees))
+        gone = {id(t) for _, t in stopped}
+        active = [t for t in active if id(t) not in gone]
+        epoch += 1
+    return [summaries[id(t)] for t in trainees]
+
+
+def take_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg, epoch: int,
+              grad_filter: GradientFilter | None) -> str | None:
+    """Optimizer step ``epoch`` from the gradients ``backward`` left: Grokfast filter, ⊥Grad,
+    AdamW at the step's learning rate. The loss's gradient carries no float32 subnormal into
+    the model (training/loss.py), and every ``FLUSH_STATE_EVERY`` steps the state carried from
+    step to step (AdamW's moments, the filter's averages) is cleared of them (training/subnormals.py).
 
     Returns None, or what became non-finite: "gradient of NAME" (the step is then not taken,
     so the weights stay finite) or "weight NAME" (after the step)."""
-    loss.backward()
     bad = first_non_finite((n, p.grad) for n, p in model.named_parameters())
     if bad is not None:
         optimizer.zero_grad(set_to_none=True)

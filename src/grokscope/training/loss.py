@@ -42,13 +42,6 @@ def scored_mean_loss(picked: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     return -picked.sum() / (labels != IGNORE).sum().clamp(min=1)
 
 
-def target_losses(picked: torch.Tensor, labels: torch.Tensor) -> list[float]:
-    """The cross-entropy of each target separately (over its scored examples), from
-    ``log_probs_of_labels``: [target] floats."""
-    with torch.no_grad():
-        return (-picked.sum(0) / (labels != IGNORE).sum(0).clamp(min=1)).tolist()
-
-
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, loss_dtype: str = "float64",
                   normaliser: str = "softmax") -> torch.Tensor:
     """Mean of ``-log p(label)`` over every scored (example, target) pair: a scalar of ``loss_dtype``."""
