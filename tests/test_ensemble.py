@@ -38,6 +38,15 @@ def assert_same_metrics(solo: pd.DataFrame, member: pd.DataFrame) -> None:
         np.testing.assert_allclose(member[column], solo[column], atol=0.03)
 
 
+def assert_members_match_solo_runs(configs: list, tmp_path) -> None:
+    """Train each config alone and all as one ensemble; compare every member with its solo run."""
+    for i, c in enumerate(configs):
+        train_run(c, tmp_path / f"solo{i}")
+    train_ensemble(configs, [tmp_path / f"member{i}" for i in range(len(configs))])
+    for i in range(len(configs)):
+        assert_same_metrics(load_run(tmp_path / f"solo{i}").metrics, load_run(tmp_path / f"member{i}").metrics)
+
+
 def files(root):
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.name != ".lock")
 
@@ -74,24 +83,14 @@ def test_models_without_the_folded_path_train_as_an_ensemble_through_vmap(tmp_pa
     """Through vmap of the model's own forward, one member with a padded batch."""
     variants = [["train.seed=0"], ["train.seed=1", "train.weight_decay=0.3"], ["train.seed=2", "task.frac_train=0.5"]]
     base = TINY if model is not MLP else [o for o in TINY if not o.startswith("model.")]
-    configs = [load_preset("quick", base + model + v) for v in variants]
-    for i, c in enumerate(configs):
-        train_run(c, tmp_path / f"solo{i}")
-    train_ensemble(configs, [tmp_path / f"member{i}" for i in range(3)])
-    for i in range(3):
-        assert_same_metrics(load_run(tmp_path / f"solo{i}").metrics, load_run(tmp_path / f"member{i}").metrics)
+    assert_members_match_solo_runs([load_preset("quick", base + model + v) for v in variants], tmp_path)
 
 
 def test_each_member_keeps_its_own_filter_and_gradient_rule(tmp_path):
     """Grokfast (ema, ma) and ⊥Grad per member, beside a plain member: each its solo run."""
     variants = [["train.grokfast=ema"], ["train.grokfast=ma", "train.grokfast_window=5", "train.seed=1"],
                 ["train.orthograd=true", "train.seed=2"], ["train.seed=3"]]
-    configs = [load_preset("quick", TINY + v) for v in variants]
-    for i, c in enumerate(configs):
-        train_run(c, tmp_path / f"solo{i}")
-    train_ensemble(configs, [tmp_path / f"member{i}" for i in range(4)])
-    for i in range(4):
-        assert_same_metrics(load_run(tmp_path / f"solo{i}").metrics, load_run(tmp_path / f"member{i}").metrics)
+    assert_members_match_solo_runs([load_preset("quick", TINY + v) for v in variants], tmp_path)
 
 
 def test_an_interrupted_ensemble_resumes_exactly_and_a_member_may_finish_alone(tmp_path):

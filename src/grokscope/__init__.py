@@ -17,6 +17,7 @@ _API = {
     "load_preset": "grokscope.config",
     "load_run": "grokscope.runs",
     "preset_names": "grokscope.config",
+    "train_ensemble": "grokscope.training.ensemble",
     "train_run": "grokscope.training.loop",
 }
 

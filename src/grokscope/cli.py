@@ -360,7 +360,8 @@ def sweep_summary(out: Path = typer.Argument(..., help="A sweep directory.")) ->
 
     table = summarize(out)
     columns = [c for c in ("member", "status", "grokking_epoch", "test_acc", "key_frequencies",
-                           "implements_fourier_multiplication") if c in table.columns]
+                           "implements_fourier_multiplication", "key_representations", "implements_composition")
+               if c in table.columns]
     console.print(table[columns].to_string(index=False), highlight=False, soft_wrap=True)
     console.print(f"wrote {out / 'summary.parquet'} and {out / 'summary.csv'}", highlight=False)
 

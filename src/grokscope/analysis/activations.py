@@ -36,39 +36,45 @@ def grid_shape_check(task) -> None:
 
 @torch.no_grad()
 def grid_activations(model, task: ModularTask, train_indices: torch.Tensor) -> GridActivations:
-    """Run ``model`` on every pair once and collect logits, neurons and attention at ``=``.
+    """Run ``model`` on every pair once and collect logits, neurons and attention at ``=``
+    (``pair_grid_activations``), in the task's natural coordinates."""
+    grid_shape_check(task)
+    acts = pair_grid_activations(model, task.dataset(), task.config.p, train_indices)
+    coordinates = task.natural_coordinates()
+    return acts if coordinates is None else reindexed(acts, *coordinates)
+
+
+@torch.no_grad()
+def pair_grid_activations(model, data, n: int, train_indices: torch.Tensor) -> GridActivations:
+    """Logits, neurons and attention at ``=`` over a task's ``n x n`` pairs (its dataset
+    enumerates them row-major, as modular and group tasks do).
 
     For a model without a residual stream before its neurons (the 2-layer MLP) ``resid_mid`` is
     zero, so ``logits = (resid_mid + neurons @ W_out + b_out) @ W_U + b_U`` holds for both kinds.
     """
-    grid_shape_check(task)
-    p = task.config.p
-    data = task.dataset()
     hooks = model.readout_hooks
     query = torch.tensor(data.target_positions[:1])  # the last block runs at '=' only
     logits, cache = model.run_with_cache(data.tokens, query, names_filter=[h for h in hooks.values() if h])
     q = 0  # index of '=' among the computed query positions
-    mask = torch.zeros(p * p, dtype=torch.bool)
+    mask = torch.zeros(n * n, dtype=torch.bool)
     mask[train_indices] = True
-    neurons = cache[hooks["neurons"]][:, q].double().reshape(p, p, -1) if hooks["neurons"] else None
+    neurons = cache[hooks["neurons"]][:, q].double().reshape(n, n, -1) if hooks["neurons"] else None
     if hooks["resid_mid"]:
-        resid = cache[hooks["resid_mid"]][:, q].double().reshape(p, p, -1)
+        resid = cache[hooks["resid_mid"]][:, q].double().reshape(n, n, -1)
     else:
-        resid = None if neurons is None else torch.zeros(p, p, model.cfg.d_model, dtype=torch.float64)
+        resid = None if neurons is None else torch.zeros(n, n, model.cfg.d_model, dtype=torch.float64)
     pattern = None
     if hooks["pattern"]:
         full = cache[hooks["pattern"]]  # [batch, head, qpos, key]
-        pattern = full[:, :, q, :].double().reshape(p, p, full.shape[1], -1)
-    acts = GridActivations(
-        logits=logits[:, q].double().reshape(p, p, -1),
-        labels=data.labels[:, 0].reshape(p, p),
-        train_mask=mask.reshape(p, p),
+        pattern = full[:, :, q, :].double().reshape(n, n, full.shape[1], -1)
+    return GridActivations(
+        logits=logits[:, q].double().reshape(n, n, -1),
+        labels=data.labels[:, 0].reshape(n, n),
+        train_mask=mask.reshape(n, n),
         neurons=neurons,
         resid_mid=resid,
         pattern=pattern,
     )
-    coordinates = task.natural_coordinates()
-    return acts if coordinates is None else reindexed(acts, *coordinates)
 
 
 def reindexed(acts: GridActivations, x_of_u: torch.Tensor, y_of_v: torch.Tensor) -> GridActivations:

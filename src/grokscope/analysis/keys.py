@@ -47,14 +47,22 @@ class KeyFrequencies:
 def combine_key_frequencies(by_method: dict[str, list[int]]) -> KeyFrequencies:
     """Key = frequencies named by more than half of the methods given; each other named
     frequency is listed with the methods that name it."""
+    rules = {"embedding": EMBEDDING_RULE, "neurons": NEURON_RULE, "logits": LOGIT_RULE, "combined": COMBINED_RULE}
+    return combine_votes(by_method, rules, lambda k: f"frequency {k}")
+
+
+def combine_votes(by_method: dict[str, list], rules: dict[str, str], label) -> KeyFrequencies:
+    """The majority vote of several methods over sortable items (frequencies, irrep indices):
+    the items named by more than half of the methods, each method's rule from ``rules`` (and
+    the ``combined`` one), and every other named item with the methods that name it
+    (``label(item)`` names it in words)."""
     methods = list(by_method)
     named = sorted(set().union(*map(set, by_method.values())))
     votes = {k: [m for m in methods if k in by_method[m]] for k in named}
     key = [k for k in named if 2 * len(votes[k]) > len(methods)]
     disagreements = [
-        f"frequency {k}: named by {', '.join(votes[k])}, not by {', '.join(m for m in methods if m not in votes[k])}"
+        f"{label(k)}: named by {', '.join(votes[k])}, not by {', '.join(m for m in methods if m not in votes[k])}"
         for k in named if len(votes[k]) < len(methods)
     ]
-    rules = {"embedding": EMBEDDING_RULE, "neurons": NEURON_RULE, "logits": LOGIT_RULE, "combined": COMBINED_RULE}
     return KeyFrequencies(key=key, by_method=by_method,
                           rules={m: rules[m] for m in methods + ["combined"]}, disagreements=disagreements)

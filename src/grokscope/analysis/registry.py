@@ -39,7 +39,7 @@ from grokscope.lock import run_lock
 from grokscope.runs import Run
 from grokscope.training import checkpoint
 
-BUILTIN = ("grokscope.analysis.pipeline", "grokscope.analysis.sequence", "grokscope.analysis.clock_pizza",
+BUILTIN = ("grokscope.analysis.pipeline", "grokscope.analysis.group", "grokscope.analysis.sequence", "grokscope.analysis.clock_pizza",
            "grokscope.analysis.llc", "grokscope.analysis.lead_times")  # extensions run, and draw, in this order
 
 Section = tuple[str, str, Callable[[], Any]]  # title, caption, a function that builds the Plotly figure

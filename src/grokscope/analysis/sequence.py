@@ -126,7 +126,7 @@ class SequenceTask(AnalysisFamily):
     format = FORMAT
 
     def applies_to(self, config) -> bool:
-        return config.task.kind != "modular"
+        return config.task.kind not in ("modular", "group")
 
     def compute(self, run, prior, on_checkpoint=None) -> Computed:
         return analyze_sequence_run(run, on_checkpoint)

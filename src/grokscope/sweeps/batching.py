@@ -16,7 +16,7 @@ from grokscope.devices import resolve_device
 from grokscope.sweeps.spec import Member
 from grokscope.training.ensemble import shared_settings
 
-CPU_BATCH_MAX_VOCAB = 32  # on a CPU, batch by default up to this output vocabulary (p=23: 1.11x, 59: 1.03x, 113: 0.92x; README)
+CPU_BATCH_MAX_VOCAB = 32  # on a CPU, batch by default up to this output vocabulary (p); measured in the README
 
 
 def batch_by_default(config: RunConfig) -> bool:
