@@ -141,3 +141,20 @@ def test_group_configs_are_checked():
         load_preset("quick", ["task.name=group", "task.group=klein"])
     with pytest.raises(ValueError, match="between 2 and 6"):
         load_preset("quick", ["task.name=group", "task.group=symmetric:7"])
+
+
+@pytest.mark.parametrize("preset", ["group_c113", "group_d59", "group_s5", "group_a5"])
+def test_every_group_preset_runs_analyses_and_reports(tmp_path, preset):
+    from typer.testing import CliRunner
+
+    from grokscope.cli import app
+
+    small = ["model.d_model=16", "model.n_heads=2", "model.d_head=8", "model.d_mlp=32", "train.epochs=12",
+             "train.checkpoint_every=6"]
+    args = ["run", "--preset", preset, "--out", str(tmp_path / "r")] + [a for o in small for a in ("--set", o)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "Representations over training" in page and "key representations by method" in page
+    stored = __import__("grokscope").load_analysis(tmp_path / "r")
+    assert stored.primary.format == "grokscope.group-analysis/1" and len(stored.primary.irreps) >= 4

@@ -16,6 +16,18 @@ IMPORTANCE_DEFINITION = "increase in all-pairs loss when the neuron is replaced 
 
 
 @dataclass(frozen=True)
+class ValueWaves:
+    """W_E fitted by least squares as waves over a non-bijective power's values t^e (pow_sum)."""
+
+    coordinate: str  # e.g. "t^4": the power of the token the waves run over ("t": the token itself)
+    n_values: int  # distinct values of t^e mod p
+    fve: float  # share of W_E's variance explained by the best function of t^e (1: W_E is one)
+    frequencies: list[int]  # greedy least-squares selection of waves over t^e, in order
+    explained: list[float]  # the fit's share of W_E's variance after each frequency
+    needed: int | None  # frequencies needed to explain 90 % (None: never reached)
+
+
+@dataclass(frozen=True)
 class Coordinates:
     """The input coordinates the analysis used, and how sparse W_E is in the Fourier basis over
     them (Gini of its frequency norms; higher = sparser)."""
@@ -24,7 +36,8 @@ class Coordinates:
     basis: str = "x, y"  # in words
     embedding_gini_x: float = math.nan  # over the raw token x
     embedding_gini_u: float | None = None  # over the natural coordinate u (pow_sum only)
-    sparser: str | None = None  # "u" or "x": where W_E is sparser (pow_sum only)
+    sparser: str | None = None  # where W_E is sparser: "u" or "x", or for a non-bijective power "t" or "t^e"
+    value_waves: list[ValueWaves] = field(default_factory=list)  # non-bijective pow_sum: over t, then each t^e
 
 
 @dataclass(frozen=True)

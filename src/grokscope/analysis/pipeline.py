@@ -16,13 +16,14 @@ from grokscope.analysis import ablation, circuits, dynamics, keys, verdict
 from grokscope.analysis.activations import GridActivations, grid_activations, grid_shape_check, number_embedding
 from grokscope.analysis.fourier import FourierBasis, fourier_2d
 from grokscope.analysis.modular_records import (
-    Coordinates, FinalMeasures, LabelStatistics, ModularAnalysis, NeuronExample, NeuronSummary,
+    Coordinates, FinalMeasures, LabelStatistics, ModularAnalysis, NeuronExample, NeuronSummary, ValueWaves,
 )
 from grokscope.analysis.frequencies import embedding_frequency_norms, logit_frequency_fit, neuron_clusters
 from grokscope.analysis.progress import (
     excluded_loss, gini, grid_loss, restricted_loss, softmax_collapse_fraction,
 )
 from grokscope.analysis.registry import AnalysisFamily, Computed, register
+from grokscope.analysis.value_waves import power_values, select_waves
 from grokscope.errors import GrokscopeError
 from grokscope.runs import Run
 from grokscope.training.loss import accuracy
@@ -141,20 +142,39 @@ def figure_arrays(basis: FourierBasis, W_E, acts: GridActivations, freqs: list[i
     return {**arrays, "neuron_example_meta": meta}
 
 
+VALUE_WAVE_FVE = 0.9  # W_E must be this much a function of a coordinate for its wave count to compare
+
+
 def coordinates_note(task, basis: FourierBasis, model, natural_norms: torch.Tensor) -> Coordinates:
     """Which coordinates the analysis used, and how sparse W_E is in the Fourier basis over x
     and over the natural coordinate. ``natural_norms``: W_E's frequency norms in the analysis's
     coordinates, already computed."""
-    if task.natural_coordinates() is None:
-        return Coordinates(axes=("x", "y"), basis="x, y", embedding_gini_x=gini(natural_norms))
     c = task.config
+    if task.natural_coordinates() is None:
+        gini_x = gini(natural_norms)
+        if c.op != "pow_sum" or (c.a, c.b) == (1, 1):
+            return Coordinates(axes=("x", "y"), basis="x, y", embedding_gini_x=gini_x)
+        W_E = model.W_E.detach()[: c.p]
+        coordinates = [("t", torch.arange(c.p))] + [(f"t^{e}", power_values(c.p, e)) for e in sorted({c.a, c.b})]
+        waves = [ValueWaves(coordinate=name, n_values=sel.n_values, fve=sel.fve, frequencies=sel.frequencies,
+                            explained=sel.explained, needed=sel.needed)
+                 for name, values in coordinates for sel in [select_waves(W_E, values, c.p)]]
+        counted = [w for w in waves if w.fve >= VALUE_WAVE_FVE and w.needed is not None]
+        return Coordinates(axes=("x", "y"), basis="x, y", embedding_gini_x=gini_x, value_waves=waves,
+                           sparser=min(counted, key=lambda w: w.needed).coordinate if counted else None)
     raw, natural = gini(embedding_frequency_norms(basis, model.W_E.detach()[: basis.p])), gini(natural_norms)
     return Coordinates(axes=("u", "v"), basis=f"u = x^{c.a} mod {c.p}, v = y^{c.b} mod {c.p} (the task is z = u + v)",
                        embedding_gini_x=raw, embedding_gini_u=natural, sparser="u" if natural > raw else "x")
 
 
 def coordinate_findings(note: Coordinates) -> list[str]:
-    """A line saying in which coordinates the analysis ran, when they are not x and y."""
+    """A line saying in which coordinates the analysis ran, when they are not x and y, or how W_E
+    fits waves over a non-bijective power's values."""
+    if note.value_waves:
+        fits = "; ".join(f"over {w.coordinate} ({w.n_values} values; a function of them explains {w.fve:.1%}): "
+                         f"{w.needed if w.needed is not None else 'no number of'} frequencies for 90 %"
+                         for w in note.value_waves)
+        return [f"note: W_E as least-squares waves (greedy): {fits}; sparser over {note.sparser or 'neither'}"]
     if note.axes == ("x", "y"):
         return []
     return [f"note: analysed in the task's natural coordinates {note.basis}; W_E's Fourier norms are "

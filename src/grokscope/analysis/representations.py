@@ -115,7 +115,8 @@ def _names(group: FiniteGroup, characters: list[np.ndarray], dims: list[int]) ->
     letters: dict[int, int] = {}
     for chi, dim in zip(characters, dims):
         letters[dim] = letters.get(dim, 0) + 1
-        names.append(f"{dim}{'abcdefghijklmnop'[letters[dim] - 1]}")
+        count = letters[dim]
+        names.append(f"{dim}{chr(ord('a') + count - 1)}" if count <= 26 else f"{dim}.{count}")
     names[0] = "trivial"
     if kind == "cyclic" or kind == "dihedral":  # 2-D irreps: chi(r^j) = 2 cos(2 pi k j / N)
         for i, (chi, dim) in enumerate(zip(characters, dims)):

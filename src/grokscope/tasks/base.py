@@ -119,6 +119,32 @@ class Task(ABC):
         return Split(train=train, test=test)
 
 
+class PairTask(Task):
+    """A task on pairs of ``n_symbols`` symbols, ``a b = -> answer``: tokens 0..n-1 are the
+    symbols, token n is ``=``, and the answer is read at ``=`` (position 2)."""
+
+    @property
+    @abstractmethod
+    def n_symbols(self) -> int:
+        """Number of symbols (and of answers)."""
+
+    @property
+    def d_vocab(self) -> int:
+        return self.n_symbols + 1
+
+    @property
+    def d_vocab_out(self) -> int:
+        return self.n_symbols
+
+    @property
+    def n_ctx(self) -> int:
+        return 3
+
+    @property
+    def target_positions(self) -> tuple[int, ...]:
+        return (2,)
+
+
 class SampledTaskConfig(TaskConfig):
     """Config of a task whose input space is too large to enumerate: ``n_train`` and ``n_test``
     distinct examples are drawn with ``seed``."""

@@ -23,7 +23,7 @@ from functools import cached_property
 
 import torch
 
-from grokscope.tasks.base import TASKS, Dataset, Task, TaskConfig
+from grokscope.tasks.base import TASKS, Dataset, PairTask, TaskConfig
 
 GROUP_PATTERN = re.compile(r"(cyclic|dihedral|symmetric|alternating):(\d+)")
 MAX_DEGREE = 6  # S6 has 720 elements: 518,400 pairs
@@ -146,7 +146,7 @@ def _factorial(n: int) -> int:
     return out
 
 
-class GroupTask(Task):
+class GroupTask(PairTask):
     """Tokens ``a b =`` with ``=`` the token ``|G|``; the label ``a·b`` is read at ``=``.
     Pairs are enumerated row-major: example ``i`` is ``a = i // |G|, b = i % |G|``."""
 
@@ -158,20 +158,8 @@ class GroupTask(Task):
         return build_group(self.config.group)
 
     @property
-    def d_vocab(self) -> int:
-        return self.config.order + 1
-
-    @property
-    def d_vocab_out(self) -> int:
+    def n_symbols(self) -> int:
         return self.config.order
-
-    @property
-    def n_ctx(self) -> int:
-        return 3
-
-    @property
-    def target_positions(self) -> tuple[int, ...]:
-        return (2,)
 
     def dataset(self) -> Dataset:
         n = self.config.order

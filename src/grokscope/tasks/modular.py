@@ -8,7 +8,7 @@ from typing import Literal
 
 import torch
 
-from grokscope.tasks.base import TASKS, Dataset, Task, TaskConfig
+from grokscope.tasks.base import TASKS, Dataset, PairTask, TaskConfig
 
 Op = Literal["add", "sub", "mul", "div", "pow_sum", "min", "max", "random"]
 
@@ -58,7 +58,7 @@ class ModularConfig(TaskConfig):
         return ModularTask(self)
 
 
-class ModularTask(Task):
+class ModularTask(PairTask):
     """Tokens ``x y =`` with ``=`` the token ``p``; the label ``z`` is read at ``=`` (position 2).
 
     Example, p = 113, op = add: tokens ``[5, 110, 113]`` -> label ``[2]``.
@@ -70,20 +70,8 @@ class ModularTask(Task):
         self.config = config
 
     @property
-    def d_vocab(self) -> int:
-        return self.config.p + 1
-
-    @property
-    def d_vocab_out(self) -> int:
+    def n_symbols(self) -> int:
         return self.config.p
-
-    @property
-    def n_ctx(self) -> int:
-        return 3
-
-    @property
-    def target_positions(self) -> tuple[int, ...]:
-        return (2,)
 
     def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``x`` and ``y`` of every example, in enumeration order; each [example]."""

@@ -1,0 +1,45 @@
+"""pow_sum with a power that is not a bijection mod p: W_E fitted by least squares as waves over
+the power's values, on planted embeddings and on a real run."""
+
+import math
+
+import pytest
+import torch
+
+from grokscope import load_preset, load_run, train_run
+from grokscope.analysis.registry import analyze_run
+from grokscope.analysis.value_waves import power_values, select_waves
+
+
+def test_a_planted_embedding_of_waves_over_t4_needs_one_frequency_there_and_many_over_t():
+    """p = 29: t^4 takes 8 values. W_E[t] = waves of frequency 5 at t^4: a function of the values,
+    explained by one frequency over them, by many over t."""
+    p, k = 29, 5
+    values = power_values(p, 4)
+    assert values.unique().numel() == 8
+    w = 2 * math.pi * k * values.double() / p
+    W_E = torch.stack([torch.cos(w), torch.sin(w), 0.5 * torch.cos(w) - torch.sin(w)], dim=1)  # [token, d]
+    over_values = select_waves(W_E, values, p)
+    over_t = select_waves(W_E, torch.arange(p), p)
+    assert over_values.fve == pytest.approx(1.0) and over_values.frequencies[:1] == [k] and over_values.needed == 1
+    assert over_t.fve == pytest.approx(1.0) and over_t.needed > 3
+
+
+def test_waves_over_the_token_itself_are_found_in_the_token():
+    p = 29
+    t = torch.arange(p).double()
+    W_E = torch.stack([torch.cos(2 * math.pi * 3 * t / p), torch.sin(2 * math.pi * 11 * t / p)], dim=1)
+    sel = select_waves(W_E, torch.arange(p), p)
+    assert sorted(sel.frequencies[:2]) == [3, 11] and sel.needed == 2
+    assert select_waves(W_E, power_values(p, 4), p).fve < 0.5  # not a function of t^4
+
+
+def test_a_real_non_bijective_pow_sum_run_reports_its_value_waves(tmp_path):
+    """(x^2 + y^2) mod 31: squares take 16 values; the analysis reports the fits over t and t^2."""
+    train_run(load_preset("quick", ["task.op=pow_sum", "task.a=2", "task.b=2", "train.epochs=300"]), tmp_path / "r")
+    document = analyze_run(load_run(tmp_path / "r"))
+    waves = document["coordinates"]["value_waves"]
+    assert [w["coordinate"] for w in waves] == ["t", "t^2"] and [w["n_values"] for w in waves] == [31, 16]
+    assert waves[0]["fve"] == pytest.approx(1.0) and 0.0 <= waves[1]["fve"] <= 1.0
+    assert document["coordinates"]["sparser"] in ("t", "t^2", None)
+    assert any("least-squares waves" in line for line in document["findings"])
