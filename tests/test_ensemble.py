@@ -155,3 +155,18 @@ def test_a_sweep_of_eight_seeds_gives_the_same_summary_batched_and_one_at_a_time
     ensembles = {json.loads((tmp_path / "batched" / m / "summary.json").read_text())["execution"]["ensemble"]
                  for m in batched.index}
     assert ensembles == {8}
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_an_ensemble_on_cuda_matches_its_members_solo_runs_on_the_cpu(tmp_path):
+    """The same batched path on a GPU: each member within rounding of its CPU solo run, and its
+    directory resumable on the CPU."""
+    variants = [["train.seed=0"], ["train.seed=1", "task.frac_train=0.5"]]
+    cpu = [load_preset("quick", TINY + v + ["train.device=cpu"]) for v in variants]
+    for i, c in enumerate(cpu):
+        train_run(c, tmp_path / f"solo{i}")
+    gpu = [c.with_overrides(["train.device=cuda"]) for c in cpu]
+    summaries = train_ensemble(gpu, [tmp_path / f"member{i}" for i in range(2)])
+    assert all(s.execution.device.startswith("cuda") for s in summaries)
+    for i in range(2):
+        assert_same_metrics(load_run(tmp_path / f"solo{i}").metrics, load_run(tmp_path / f"member{i}").metrics)
