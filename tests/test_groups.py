@@ -143,7 +143,7 @@ def test_group_configs_are_checked():
         load_preset("quick", ["task.name=group", "task.group=symmetric:7"])
 
 
-@pytest.mark.parametrize("preset", ["group_c113", "group_d59", "group_s5", "group_a5"])
+@pytest.mark.parametrize("preset", ["group_c113", "group_d59", "group_s4", "group_s5", "group_a5"])
 def test_every_group_preset_runs_analyses_and_reports(tmp_path, preset):
     from typer.testing import CliRunner
 
@@ -158,3 +158,15 @@ def test_every_group_preset_runs_analyses_and_reports(tmp_path, preset):
     assert "Representations over training" in page and "key representations by method" in page
     stored = __import__("grokscope").load_analysis(tmp_path / "r")
     assert stored.primary.format == "grokscope.group-analysis/1" and len(stored.primary.irreps) >= 4
+
+
+def test_a_sweep_of_group_runs_tabulates_their_key_representations(tmp_path):
+    from grokscope.sweeps import SweepSpec, run_local, summarize
+
+    text = ('preset = "group_a5"\n[set]\n"model.d_model" = 16\n"model.n_heads" = 2\n"model.d_head" = 8\n'
+            '"model.d_mlp" = 32\n"train.epochs" = 10\n"train.checkpoint_every" = 5\n'
+            '[axes]\n"task.group" = ["dihedral:5", "symmetric:3"]\n')
+    assert run_local(SweepSpec.from_text(text, "groups"), tmp_path, workers=1) == {}
+    table = summarize(tmp_path)
+    assert {"key_representations", "character_fve", "implements_composition"} <= set(table.columns)
+    assert (table["status"] == "done").all() and not table["implements_composition"].any()
