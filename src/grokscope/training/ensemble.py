@@ -82,7 +82,7 @@ def train_ensemble(configs: list[RunConfig], outs: list[str | Path], max_memory:
     with ExitStack() as locks:
         for p in paths:
             locks.enter_context(run_lock(p.root, "grokscope train (ensemble)"))
-        with training_session(configs[0].train.threads):
+        with training_session(configs[0].train.threads, device):
             by_start: dict[int, list[tuple[int, Trainee]]] = {}
             for i, (config, p) in enumerate(zip(configs, paths)):
                 if p.summary.is_file():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from contextlib import contextmanager
 from functools import partial
@@ -118,25 +119,35 @@ def train_run(config: RunConfig, out: str | Path, on_epoch: EpochCallback | None
     with run_lock(paths.root, "grokscope train"):
         if paths.summary.is_file():
             return RunSummary.from_dict(json.loads(paths.summary.read_text()))
-        with training_session(config.train.threads):
-            return train_together([Trainee(config, paths, resolve_device(config.train.device), on_epoch)])[0]
+        device = resolve_device(config.train.device)
+        with training_session(config.train.threads, device):
+            return train_together([Trainee(config, paths, device, on_epoch)])[0]
 
 
 @contextmanager
-def training_session(threads: int) -> Iterator[None]:
+def training_session(threads: int, device: torch.device | None = None) -> Iterator[None]:
     """torch set up for training: ``threads`` intra-op threads and deterministic algorithms
-    (bitwise-repeatable on several threads too, at no measured cost); restored afterwards."""
+    (bitwise-repeatable on several threads too, at no measured cost); restored afterwards.
+
+    On a GPU, torch has no deterministic kernel for some operations (its documentation lists
+    them); there they warn instead of failing (``warn_only``), and cuBLAS gets the workspace
+    setting its deterministic mode needs, unless the user set one. GPU runs are therefore
+    repeatable only as far as those kernels allow, and never bit-equal to CPU runs."""
     torch.set_num_threads(threads)
+    on_gpu = device is not None and device.type != "cpu"
+    if on_gpu:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     fill = torch.utils.deterministic.fill_uninitialized_memory
-    torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(True, warn_only=on_gpu)
     # Deterministic mode NaN-fills every new tensor; no kernel here reads uninitialised memory, and
     # the fills cost ~5 % of an epoch (measured in benchmarks/bench_epoch.py).
     torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(deterministic)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
         torch.utils.deterministic.fill_uninitialized_memory = fill
 
 
