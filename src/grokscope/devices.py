@@ -41,11 +41,10 @@ def resolve_device(spec: str) -> torch.device:
     return torch.device(spec)
 
 
-def hardware_name(device: torch.device, cpu: str | None = None) -> str:
-    """The processor behind a device: the CPU's model (``cpu`` if already known), the GPU's
-    name, or Apple's MPS."""
+def hardware_name(device: torch.device) -> str:
+    """The processor behind a device: the CPU's model, the GPU's name, or Apple's MPS."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "mps":
         return "Apple MPS"
-    return cpu if cpu is not None else cpu_model()
+    return cpu_model()

@@ -3,12 +3,15 @@ benchmarks (figures differ between CPUs: speed, MKL kernels, the cost of subnorm
 
 from __future__ import annotations
 
+import functools
 import platform
 import subprocess
 
 
+@functools.cache
 def cpu_model() -> str:
-    """The CPU's model name, from ``lscpu`` or ``/proc/cpuinfo`` (else ``platform.processor()``)."""
+    """The CPU's model name, from ``lscpu`` or ``/proc/cpuinfo`` (else ``platform.processor()``);
+    asked once per process (every run an ensemble finishes records it)."""
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5).stdout
         for line in out.splitlines():

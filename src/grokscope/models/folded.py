@@ -82,9 +82,15 @@ def stacked_folded_logits(models: list[Transformer], tokens: torch.Tensor, query
 
     tokens [member, batch, pos] -> logits [member, batch, qpos, d_vocab_out].
     """
-    named = [dict(m.named_parameters()) for m in models]
-    weights = {name: torch.stack([n[name] for n in named]) for name in named[0]}  # [member, *shape]
+    weights = stack_parameters(models)
     return torch.stack([_logits_at(models[0], weights, tokens, int(q), sizes) for q in query_positions], dim=-2)
+
+
+def stack_parameters(models: list[torch.nn.Module]) -> dict[str, torch.Tensor]:
+    """Every parameter of E models of one shape, by state-dict name, stacked on a leading
+    member axis: {name: [member, *shape]}. Gradients flow back through the stack to each model."""
+    named = [dict(m.named_parameters()) for m in models]
+    return {name: torch.stack([n[name] for n in named]) for name in named[0]}
 
 
 def _rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

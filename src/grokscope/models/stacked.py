@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch.func import functional_call, vmap
 
-from grokscope.models.folded import stacked_folded_logits, supports_folded
+from grokscope.models.folded import stack_parameters, stacked_folded_logits, supports_folded
 
 
 def stacked_logits(models: list[torch.nn.Module], tokens: torch.Tensor, query_positions: torch.Tensor,
@@ -20,13 +20,14 @@ def stacked_logits(models: list[torch.nn.Module], tokens: torch.Tensor, query_po
     """tokens [member, batch, pos] -> logits [member, batch, qpos, d_vocab_out]; ``folded``: take
     the folded path where it is exact; ``sizes``: each member's real examples (the rest pad it).
 
-    The folded path gives each member exactly its solo run's bits (tests/test_ensemble.py).
-    Through vmap, members padded to a larger batch differ from their solo runs by float32
-    rounding (their weight gradients sum over a longer, zero-padded batch); equal batches match."""
+    Each member gets its solo run's logits and gradients up to float32 rounding: batched and
+    single matrix products may round differently (the BLAS kernel depends on shape and batch
+    count; on the AMD EPYC here the canonical shapes gave identical bits, d_model 32 did not).
+    Through vmap, a member padded to a larger batch also sums its weight gradients over the
+    zero-padded rows."""
     if folded and supports_folded(models[0]):
         return stacked_folded_logits(models, tokens, query_positions, sizes)
-    names = [name for name, _ in models[0].named_parameters()]
-    weights = {n: torch.stack([dict(m.named_parameters())[n] for m in models]) for n in names}  # [member, *shape]
+    weights = stack_parameters(models)  # [member, *shape]
     buffers = dict(models[0].named_buffers())  # masks and constants, the same in every member
 
     def one(member_weights: dict, member_tokens: torch.Tensor) -> torch.Tensor:

@@ -34,20 +34,25 @@ PER_MEMBER = frozenset({
 })
 
 
+def _shared(config: RunConfig) -> dict:
+    """The config's flat keys and values without ``PER_MEMBER`` ones."""
+    return {k: v for k, v in flatten(config.to_dict()).items() if k not in PER_MEMBER}
+
+
 def shared_settings(config: RunConfig) -> str:
     """What members of one ensemble must have in common: the config without ``PER_MEMBER``
     keys, as canonical JSON (equal strings: the runs can train together)."""
-    return json.dumps({k: v for k, v in flatten(config.to_dict()).items() if k not in PER_MEMBER}, sort_keys=True)
+    return json.dumps(_shared(config), sort_keys=True)
 
 
 def check_ensemble(configs: list[RunConfig]) -> None:
-    """Refuse configs that cannot train as one ensemble, naming the first key that differs."""
+    """Refuse configs that cannot train as one ensemble, naming the keys that differ."""
     if not configs:
         raise GrokscopeError("an ensemble needs at least one member")
-    first = flatten(configs[0].to_dict())
+    first = _shared(configs[0])
     for i, config in enumerate(configs[1:], start=1):
-        other = flatten(config.to_dict())
-        differ = sorted(k for k in first.keys() | other.keys() if k not in PER_MEMBER and first.get(k) != other.get(k))
+        other = _shared(config)
+        differ = sorted(k for k in first.keys() | other.keys() if first.get(k) != other.get(k))
         if differ:
             raise GrokscopeError(f"ensemble members 0 and {i} differ in {', '.join(differ)}; members may differ "
                                  f"only in {', '.join(sorted(PER_MEMBER))}")

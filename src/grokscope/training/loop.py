@@ -228,10 +228,12 @@ class Trainee:
         self.diverged: Divergence | None = None
 
     def begin(self) -> None:
-        """Open the loggers, write the initial checkpoint of a new run and start its clock."""
+        """Open the loggers, write the initial checkpoint of a new run, put the model in training
+        mode and start its clock."""
         self.loggers = open_loggers(self.cfg.log, self.paths.root, self.config_dict)
         if self.start == 0:
             checkpoint.save_weights(self.model, self.paths.checkpoint(0, self.cfg.epochs), 0, self.config_dict)
+        self.model.train()
         self.t0 = time.perf_counter()
 
     def wall(self) -> float:
@@ -268,7 +270,7 @@ class Trainee:
     def finish(self, ensemble: int) -> RunSummary:
         """Write summary.json (the run is complete) and close the loggers."""
         last = self.rows[-1]
-        cpu = cpu_model()  # lscpu, once
+        cpu = cpu_model()
         summary = RunSummary(
             final_epoch=int(last["epoch"]), grokking_epoch=self.grok,
             stopped="diverged" if self.diverged else "max_epochs" if last["epoch"] == self.cfg.epochs else "grokked",
@@ -276,7 +278,7 @@ class Trainee:
             train_acc=last["train_acc"], test_acc=last["test_acc"], wall_seconds=self.wall(),
             execution=Execution(threads=self.cfg.threads, folded=self.cfg.folded and supports_folded(self.model),
                                 cpu=cpu, torch=torch.__version__, device=str(self.device),
-                                hardware=hardware_name(self.device, cpu), ensemble=ensemble),
+                                hardware=hardware_name(self.device), ensemble=ensemble),
             diverged=self.diverged,
         )
         atomic_write_text(self.paths.summary, json.dumps(summary.to_dict(), indent=2) + "\n")
@@ -294,7 +296,7 @@ def _stack_batches(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[to
     if len(batches) == 1:
         tokens, labels = batches[0]
         return tokens[None], labels[None], sizes
-    n = max(len(tokens) for tokens, _ in batches)
+    n = max(sizes)
 
     def pad(t: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
         return t if len(t) == n else torch.cat([t, fill.expand(n - len(t), *t.shape[1:])])
@@ -320,9 +322,10 @@ def _member_measures(picked: torch.Tensor, logits: torch.Tensor, labels: torch.T
     losses, from ``log p(label)`` picked [member, n, target]: ([member] losses, [member]
     floats, [member][target] floats)."""
     scored = labels != IGNORE  # [member, n, target]
-    losses = -picked.flatten(1).sum(1) / scored.flatten(1).sum(1).clamp(min=1)  # [member]
+    counts = scored.flatten(1).sum(1)  # [member]
+    losses = -picked.flatten(1).sum(1) / counts.clamp(min=1)  # [member]
     correct = ((logits.argmax(dim=-1) == labels) & scored).flatten(1).sum(1).tolist()
-    accs = [c / max(n, 1) for c, n in zip(correct, scored.flatten(1).sum(1).tolist())]
+    accs = [c / max(n, 1) for c, n in zip(correct, counts.tolist())]
     with torch.no_grad():
         per_target = (-picked.sum(1) / scored.sum(1).clamp(min=1)).tolist()  # [member][target]
     return losses, accs, per_target
@@ -345,8 +348,6 @@ def train_together(trainees: list[Trainee]) -> list[RunSummary]:
         t.begin()
     active = list(trainees)
     epoch = trainees[0].start
-    for t in trainees:
-        t.model.train()
     while active:
         finals = [epoch == t.cfg.epochs for t in active]
         tokens, labels, sizes = _stack_batches([t.batches(epoch) for t in active])
