@@ -22,6 +22,7 @@ on a run of ``cyclic:N`` (tests/test_groups.py).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -91,50 +92,53 @@ def character_fit(R: Representations, logits: torch.Tensor) -> tuple[torch.Tenso
     return torch.tensor(alphas), torch.tensor(shares)
 
 
-def neuron_best_irreps(R: Representations, neurons: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each neuron's best irrep and the share of its variance over the pairs that irrep's
-    terms explain: ([neuron] int64, [neuron] float64)."""
-    fve, best = R.pair_shares(neurons).max(0)
-    return best, fve
+@dataclass(frozen=True)
+class IrrepShares:
+    """One checkpoint's share of each irrep, [irrep] each (0 for the trivial one)."""
+
+    embed: torch.Tensor  # of W_E's non-trivial energy
+    unembed: torch.Tensor  # of W_U's non-trivial energy
+    alpha: torch.Tensor  # the character fit's coefficients
+    logit: torch.Tensor  # of the centred logits' variance, by the character fit
+
+
+def irrep_shares(R: Representations, model, acts) -> IrrepShares:
+    """The per-irrep shares of a checkpoint's model and its activations over the pairs."""
+    alpha, logit = character_fit(R, acts.logits)
+    return IrrepShares(embed=nontrivial_shares(R, model.W_E.detach()[:R.group.order]),
+                       unembed=nontrivial_shares(R, model.W_U.detach(), dim=1), alpha=alpha, logit=logit)
 
 
 def _rule_keys(shares: torch.Tensor, threshold: float) -> list[int]:
     return [i for i in range(1, len(shares)) if shares[i] >= threshold]
 
 
-def key_irreps(R: Representations, model, acts) -> tuple[dict[str, list[int]], dict[str, Any]]:
-    """Each method's key irreps (indices) and the per-irrep measures they came from."""
+def key_irreps(R: Representations, shares: IrrepShares, neurons: torch.Tensor | None) -> tuple[dict[str, list[int]], torch.Tensor]:
+    """Each method's key irreps (indices), and how many neurons are clustered on each irrep
+    ([irrep]; zeros without an MLP). ``neurons``: [a, b, neuron] activations or None."""
     n = len(R.irreps) - 1  # non-trivial irreps
-    embed = nontrivial_shares(R, model.W_E.detach()[:R.group.order])
-    unembed = nontrivial_shares(R, model.W_U.detach(), dim=1)
-    alpha, logit = character_fit(R, acts.logits)
-    by_method = {"embedding": _rule_keys(embed, max(0.05, 2 / n)), "logits": _rule_keys(logit, 0.5 / n)}
+    by_method = {"embedding": _rule_keys(shares.embed, max(0.05, 2 / n))}
     clustered = torch.zeros(len(R.irreps), dtype=torch.int64)
-    if acts.neurons is not None:
-        best, fve = neuron_best_irreps(R, acts.neurons)
-        good = best[fve >= CLUSTER_THRESHOLD]
-        clustered = torch.bincount(good, minlength=len(R.irreps))
-        minimum = max(2, round(0.01 * acts.neurons.shape[-1]))
-        by_method = {"embedding": by_method["embedding"],
-                     "neurons": [i for i in range(1, len(R.irreps)) if clustered[i] >= minimum],
-                     "logits": by_method["logits"]}
-    return by_method, {"embed": embed, "unembed": unembed, "alpha": alpha, "logit": logit, "clustered": clustered}
+    if neurons is not None:
+        fve, best = R.pair_shares(neurons).max(0)  # each neuron's best irrep, and the share of its variance
+        clustered = torch.bincount(best[fve >= CLUSTER_THRESHOLD], minlength=len(R.irreps))
+        minimum = max(2, round(0.01 * neurons.shape[-1]))
+        by_method["neurons"] = [i for i in range(1, len(R.irreps)) if clustered[i] >= minimum]
+    by_method["logits"] = _rule_keys(shares.logit, 0.5 / n)
+    return by_method, clustered
 
 
-def measures_row(R: Representations, model, acts, keys: list[int]) -> dict[str, float]:
+def measures_row(R: Representations, shares: IrrepShares, acts, keys: list[int]) -> dict[str, float]:
     """One checkpoint's progress columns: per-irrep shares, and the key irreps' fit and losses."""
-    embed = nontrivial_shares(R, model.W_E.detach()[:R.group.order])
-    unembed = nontrivial_shares(R, model.W_U.detach(), dim=1)
-    _, logit = character_fit(R, acts.logits)
     row = {"train_loss": grid_loss(acts.logits, acts.labels, acts.train_mask),
            "test_loss": grid_loss(acts.logits, acts.labels, ~acts.train_mask),
-           "character_fve": float(logit[keys].sum()) if keys else 0.0,
+           "character_fve": float(shares.logit[keys].sum()) if keys else 0.0,
            "restricted_loss_test": grid_loss(product_terms(R, acts.logits, [0, *keys]), acts.labels, ~acts.train_mask),
            "excluded_loss_train": grid_loss(acts.logits - product_terms(R, acts.logits, keys), acts.labels,
                                             acts.train_mask)}
     for i, r in enumerate(R.irreps[1:], start=1):
-        row |= {f"embed_share_{r.name}": float(embed[i]), f"unembed_share_{r.name}": float(unembed[i]),
-                f"logit_share_{r.name}": float(logit[i])}
+        row |= {f"embed_share_{r.name}": float(shares.embed[i]), f"unembed_share_{r.name}": float(shares.unembed[i]),
+                f"logit_share_{r.name}": float(shares.logit[i])}
     return row
 
 
@@ -168,24 +172,29 @@ def analyze_group_run(run: Run, on_checkpoint=None) -> Computed:
     epochs = run.checkpoint_epochs
     final_model = run.model(epochs[-1])
     acts = pair_grid_activations(final_model, data, R.group.order, train)
-    by_method, measured = key_irreps(R, final_model, acts)
+    shares = irrep_shares(R, final_model, acts)
+    by_method, clustered = key_irreps(R, shares, acts.neurons)
     names = [r.name for r in R.irreps]
     votes = combine_votes(by_method, RULES, lambda i: f"representation {names[i]}")
     keys = votes.key
 
     rows = []
     for done, epoch in enumerate(epochs, start=1):
-        model = final_model if epoch == epochs[-1] else run.model(epoch)
-        at = acts if epoch == epochs[-1] else pair_grid_activations(model, data, R.group.order, train)
-        rows.append({"epoch": epoch, **measures_row(R, model, at, keys)})
+        if epoch == epochs[-1]:
+            at, at_shares = acts, shares
+        else:
+            model = run.model(epoch)
+            at = pair_grid_activations(model, data, R.group.order, train)
+            at_shares = irrep_shares(R, model, at)
+        rows.append({"epoch": epoch, **measures_row(R, at_shares, at, keys)})
         if on_checkpoint is not None:
             on_checkpoint(done, len(epochs))
     progress = pd.DataFrame(rows)
     last = progress.iloc[-1]
 
     irreps = [IrrepMeasures(
-        name=r.name, dim=r.dim, embed_share=float(measured["embed"][i]), unembed_share=float(measured["unembed"][i]),
-        logit_share=float(measured["logit"][i]), alpha=float(measured["alpha"][i]), neurons=int(measured["clustered"][i]),
+        name=r.name, dim=r.dim, embed_share=float(shares.embed[i]), unembed_share=float(shares.unembed[i]),
+        logit_share=float(shares.logit[i]), alpha=float(shares.alpha[i]), neurons=int(clustered[i]),
         restricted_loss_test=grid_loss(product_terms(R, acts.logits, [0, i]), acts.labels, ~acts.train_mask),
         excluded_loss_train=grid_loss(acts.logits - product_terms(R, acts.logits, [i]), acts.labels, acts.train_mask),
     ) for i, r in enumerate(R.irreps)]
@@ -196,7 +205,7 @@ def analyze_group_run(run: Run, on_checkpoint=None) -> Computed:
         test_acc=accuracy(acts.logits[~acts.train_mask], acts.labels[~acts.train_mask]),
         character_fve=float(last["character_fve"]), restricted_loss_test=float(last["restricted_loss_test"]),
         excluded_loss_train=float(last["excluded_loss_train"]),
-        frac_neurons_in_key_clusters=None if n_neurons is None else float(measured["clustered"][keys].sum()) / n_neurons,
+        frac_neurons_in_key_clusters=None if n_neurons is None else float(clustered[keys].sum()) / n_neurons,
     )
     key_names = [names[i] for i in keys]
     verdict = decide(final, key_names, len(R.irreps))

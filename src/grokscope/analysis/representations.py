@@ -29,7 +29,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from grokscope.tasks.groups import FiniteGroup
+from grokscope.tasks.groups import FiniteGroup, parity, parse_group_spec
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,7 @@ def real_irreps(group: FiniteGroup, table: CharacterTable | None = None) -> list
 
 
 def _names(group: FiniteGroup, characters: list[np.ndarray], dims: list[int]) -> list[str]:
-    kind, n = group.name.split(":")
-    n = int(n)
+    kind, n = parse_group_spec(group.name)
     names = []
     letters: dict[int, int] = {}
     for chi, dim in zip(characters, dims):
@@ -127,10 +126,10 @@ def _names(group: FiniteGroup, characters: list[np.ndarray], dims: list[int]) ->
                 names[i] = "sign" if kind == "cyclic" else f"r{'+' if chi[1] > 0 else '-'}s{'+' if chi[n] > 0 else '-'}"
     if kind == "symmetric" and n >= 2:
         perms = [tuple(int(c) for c in label) for label in group.labels]
-        parity = np.array([(-1) ** sum(p[i] > p[j] for i in range(n) for j in range(i + 1, n)) for p in perms])
+        sign = np.array([(-1) ** parity(p) for p in perms])
         fixed = np.array([sum(p[i] == i for i in range(n)) for p in perms])
         for i, chi in enumerate(characters):
-            for name, target in (("sign", parity), ("standard", fixed - 1), ("standard⊗sign", (fixed - 1) * parity)):
+            for name, target in (("sign", sign), ("standard", fixed - 1), ("standard⊗sign", (fixed - 1) * sign)):
                 if i > 0 and np.allclose(chi, target, atol=1e-8) and name not in names:
                     names[i] = name
                     break

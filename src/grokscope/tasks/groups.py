@@ -17,6 +17,7 @@ Products compose right to left, as maps: ``(a·b)(x) = a(b(x))``.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -75,12 +76,17 @@ def _from_permutations(name: str, perms: list[tuple[int, ...]]) -> FiniteGroup:
     return FiniteGroup(name, tuple("".join(map(str, p)) for p in perms), table)
 
 
-def build_group(spec: str) -> FiniteGroup:
-    """The group ``spec`` names (``cyclic:N``, ``dihedral:N``, ``symmetric:N``, ``alternating:N``)."""
+def parse_group_spec(spec: str) -> tuple[str, int]:
+    """``"dihedral:59" -> ("dihedral", 59)``; ValueError for a spec of another form."""
     match = GROUP_PATTERN.fullmatch(spec)
     if match is None:
         raise ValueError(f"task.group must be cyclic:N, dihedral:N, symmetric:N or alternating:N; got {spec!r}")
-    kind, n = match.group(1), int(match.group(2))
+    return match.group(1), int(match.group(2))
+
+
+def build_group(spec: str) -> FiniteGroup:
+    """The group ``spec`` names (``cyclic:N``, ``dihedral:N``, ``symmetric:N``, ``alternating:N``)."""
+    kind, n = parse_group_spec(spec)
     if kind == "cyclic":
         k = torch.arange(n)
         return FiniteGroup(spec, tuple(str(i) for i in range(n)), (k[:, None] + k[None, :]) % n)
@@ -91,20 +97,18 @@ def build_group(spec: str) -> FiniteGroup:
         return FiniteGroup(spec, tuple(f"r{k}" + ("s" if f else "") for k, f in elements), table)
     perms = list(itertools.permutations(range(n)))
     if kind == "alternating":
-        perms = [p for p in perms if _parity(p) == 0]
+        perms = [p for p in perms if parity(p) == 0]
     return _from_permutations(spec, perms)
 
 
-def _parity(p: tuple[int, ...]) -> int:
+def parity(p: tuple[int, ...]) -> int:
+    """0 for an even permutation (given by its images), 1 for an odd one: inversions mod 2."""
     return sum(p[i] > p[j] for i in range(len(p)) for j in range(i + 1, len(p))) % 2
 
 
 def check_group_spec(spec: str) -> None:
     """ValueError, before anything is built, for a group that does not exist or is too large."""
-    match = GROUP_PATTERN.fullmatch(spec)
-    if match is None:
-        raise ValueError(f"task.group must be cyclic:N, dihedral:N, symmetric:N or alternating:N; got {spec!r}")
-    kind, n = match.group(1), int(match.group(2))
+    kind, n = parse_group_spec(spec)
     low = {"cyclic": 2, "dihedral": 3, "symmetric": 2, "alternating": 3}[kind]
     high = MAX_CYCLIC if kind in ("cyclic", "dihedral") else MAX_DEGREE
     if not low <= n <= high:
@@ -131,19 +135,11 @@ class GroupConfig(TaskConfig):
 
     @property
     def order(self) -> int:
-        kind, n = self.group.split(":")
-        n = int(n)
-        return {"cyclic": n, "dihedral": 2 * n, "symmetric": _factorial(n), "alternating": _factorial(n) // 2}[kind]
+        kind, n = parse_group_spec(self.group)
+        return {"cyclic": n, "dihedral": 2 * n, "symmetric": math.factorial(n), "alternating": math.factorial(n) // 2}[kind]
 
     def build(self) -> "GroupTask":
         return GroupTask(self)
-
-
-def _factorial(n: int) -> int:
-    out = 1
-    for k in range(2, n + 1):
-        out *= k
-    return out
 
 
 class GroupTask(PairTask):
