@@ -32,7 +32,9 @@ def n_subnormal(t) -> int:
 class SubnormalCensus(TorchDispatchMode):
     """Counts float32 subnormals in what every aten op writes (outputs and mutated arguments).
 
-    Ops that only allocate (``empty``) are skipped: their memory is not yet values."""
+    Ops that only allocate (``empty``) are skipped: their memory is not yet values. So are the
+    outputs of views (``slice`` of a buffer about to be written): a view writes nothing, and
+    whatever is later written through it is counted at the op that writes it."""
 
     def __init__(self):
         super().__init__()
@@ -41,7 +43,9 @@ class SubnormalCensus(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         if "empty" not in func.__name__:
-            written = tree_flatten(out)[0] + (tree_flatten((args, kwargs))[0] if func._schema.is_mutable else [])
+            schema = func._schema
+            is_view = any(r.alias_info is not None for r in schema.returns)
+            written = ([] if is_view else tree_flatten(out)[0]) + (tree_flatten((args, kwargs))[0] if schema.is_mutable else [])
             with torch._C._DisableTorchDispatch():
                 count = sum(n_subnormal(t) for t in written)
             if count:
