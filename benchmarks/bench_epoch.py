@@ -27,6 +27,7 @@ from grokscope.openmp import choose_wait_policy
 choose_wait_policy()  # before torch loads, as the grokscope command does
 
 from grokscope import load_preset, load_run, train_run  # noqa: E402
+from grokscope.allocator import keep_freed_memory  # noqa: E402
 
 import torch  # noqa: E402
 from grokscope.training import checkpoint  # noqa: E402
@@ -69,6 +70,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--run", type=Path, default=None)
     args = parser.parse_args()
+    keep_freed_memory()  # as in training (grokscope/allocator.py)
     torch.use_deterministic_algorithms(True)  # as in training
     torch.utils.deterministic.fill_uninitialized_memory = False
     run, grok = late_run(args.run)

@@ -20,6 +20,7 @@ from typing import Callable, Iterator
 import pandas as pd
 import torch
 
+from grokscope.allocator import keep_freed_memory
 from grokscope.config import RunConfig
 from grokscope.devices import hardware_name, resolve_device
 from grokscope.errors import GrokscopeError
@@ -132,7 +133,9 @@ def training_session(threads: int, device: torch.device | None = None) -> Iterat
     On a GPU, torch has no deterministic kernel for some operations (its documentation lists
     them); there they warn instead of failing (``warn_only``), and cuBLAS gets the workspace
     setting its deterministic mode needs, unless the user set one. GPU runs are therefore
-    repeatable only as far as those kernels allow, and never bit-equal to CPU runs."""
+    repeatable only as far as those kernels allow, and never bit-equal to CPU runs.
+    Freed memory stays in the process from here on (grokscope/allocator.py says why)."""
+    keep_freed_memory()
     torch.set_num_threads(threads)
     on_gpu = device is not None and device.type != "cpu"
     if on_gpu:
