@@ -60,6 +60,22 @@ def test_folded_equals_plain_on_random_weights(name):
     assert_same_logits_and_grads(model, tokens, labels, [2])
 
 
+def test_kept_layouts_follow_the_tokens_they_were_made_for():
+    """Layouts are kept per token tensor: the same tensor changed in place, a view of it with
+    other rows, and a new tensor each get the logits the plain model gives them."""
+    p = 23
+    model = random_model(CONFIGS["gelu-biases"], p)
+    qpos = torch.tensor([2])
+    tokens = all_pairs(p)[:200].clone()
+    for batch in (tokens, tokens, tokens[50:150], tokens.flip(0).clone()):
+        torch.testing.assert_close(folded_logits(model, batch, qpos), model(batch, qpos), rtol=1e-9, atol=1e-10)
+    tokens[:, 0] = (tokens[:, 0] + 7) % p  # in place: the version changes
+    torch.testing.assert_close(folded_logits(model, tokens, qpos), model(tokens, qpos), rtol=1e-9, atol=1e-10)
+    with torch.inference_mode():
+        fresh = all_pairs(p)[::5]
+        torch.testing.assert_close(folded_logits(model, fresh, qpos), model(fresh, qpos), rtol=1e-9, atol=1e-10)
+
+
 def test_folded_handles_several_query_positions_and_any_tokens():
     model = random_model(CONFIGS["gelu-biases"], 23)
     tokens = torch.randint(0, 24, (200, 3), generator=torch.Generator().manual_seed(1))

@@ -16,6 +16,8 @@ Per example the MLP input and the residual's direct logits are then one weighted
 and the MLP output reaches the logits through ``W_L = W_out W_U`` (as in Nanda et al.).
 The only per-example matmul left is ``act(pre) @ W_L``. Gradients flow through the tables
 to the original weights; tests prove logits, loss and gradients equal the plain forward.
+Which rows each example mixes depends on the tokens alone (``BagLayout``), and is kept per
+token tensor, so full-batch training computes it once.
 """
 
 from __future__ import annotations
@@ -126,25 +128,30 @@ def bag_layout(tokens: torch.Tensor, q: int, d_vocab: int, n_heads: int) -> BagL
     return BagLayout(used_q, used_k, score_rows, bag, by_row, by_row // bag.shape[1], row_starts)
 
 
-LAYOUTS_KEPT = 4  # token batches whose layouts are kept (a run's training and test sets, and spares)
-_layouts: OrderedDict[tuple, tuple[torch.Tensor, BagLayout]] = OrderedDict()
+TOKEN_TENSORS_KEPT = 4  # token tensors whose layouts are kept (a run's training and test sets, and spares)
+_layouts: OrderedDict[tuple, tuple[torch.Tensor, dict[tuple[int, int, int], BagLayout]]] = OrderedDict()
 
 
 def cached_bag_layout(tokens: torch.Tensor, q: int, d_vocab: int, n_heads: int) -> BagLayout:
-    """``bag_layout``, kept for the last few token tensors: full-batch training mixes the same
-    rows every step, and building the layout (two unique, a sort, a search) cost ~1.5 ms of a
-    canonical step on 2 threads. The key is the tensor's address, shape, strides and version;
-    the entry holds the tensor, so that no other tensor can take its address while the entry
-    lives, and an in-place change of the tokens changes the version."""
-    key = (tokens.device, tokens.data_ptr(), tuple(tokens.shape), tokens.stride(), tokens._version, q, d_vocab, n_heads)
+    """``bag_layout``, kept for the last few token tensors (every query position of each):
+    full-batch training mixes the same rows every step, and building the layout (two unique,
+    a sort, a search) cost ~1.5 ms of a canonical step on 2 threads. The key is the tensor's
+    address, shape, strides and version; the entry holds the tensor, so that no other tensor
+    can take its address while the entry lives, and an in-place change of the tokens changes
+    the version. Inference-mode tensors have no version, so theirs are not kept."""
+    if tokens.is_inference():
+        return bag_layout(tokens, q, d_vocab, n_heads)
+    key = (tokens.device, tokens.data_ptr(), tuple(tokens.shape), tokens.stride(), tokens._version)
     if key in _layouts:
         _layouts.move_to_end(key)
-        return _layouts[key][1]
-    layout = bag_layout(tokens, q, d_vocab, n_heads)
-    _layouts[key] = (tokens, layout)
-    if len(_layouts) > LAYOUTS_KEPT:
-        _layouts.popitem(last=False)
-    return layout
+    else:
+        _layouts[key] = (tokens, {})
+        if len(_layouts) > TOKEN_TENSORS_KEPT:
+            _layouts.popitem(last=False)
+    by_query = _layouts[key][1]
+    if (q, d_vocab, n_heads) not in by_query:
+        by_query[q, d_vocab, n_heads] = bag_layout(tokens, q, d_vocab, n_heads)
+    return by_query[q, d_vocab, n_heads]
 
 
 def supports_folded(model: torch.nn.Module) -> bool:
