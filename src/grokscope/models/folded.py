@@ -53,24 +53,24 @@ class RowMix(torch.autograd.Function):
         read = F.embedding_bag(layout.bag, table, per_sample_weights=weights, mode="sum")  # [batch, width]
         ctx.layout, ctx.split = layout, split
         if split is None:
-            ctx.save_for_backward(table, weights)
+            ctx.save_for_backward(table, weights, None)
             return read
         act, rest = read[:, :split], read[:, split:]
         if relu:
             act.relu_()
-        ctx.save_for_backward(table, weights, act if relu else None)
+        ctx.save_for_backward(table, weights, act if relu else None)  # ReLU's output, for its mask
         return act, rest
 
     @staticmethod
     def backward(ctx, *grads: torch.Tensor):
-        table, weights, *relu_out = ctx.saved_tensors
+        table, weights, relu_out = ctx.saved_tensors
         layout, split = ctx.layout, ctx.split
         grad = grads[0]  # [batch, width]
         if split is not None:  # [grad_act | grad_rest], written once, ReLU's mask applied on the way
             act_grad, rest_grad = grads
             grad = torch.empty(len(layout.bag), table.shape[1], dtype=table.dtype, device=table.device)
-            if relu_out[0] is not None:
-                torch.ops.aten.threshold_backward.grad_input(act_grad, relu_out[0], 0.0, grad_input=grad[:, :split])  # (torch.where: 25x slower)
+            if relu_out is not None:
+                torch.ops.aten.threshold_backward.grad_input(act_grad, relu_out, 0.0, grad_input=grad[:, :split])  # (torch.where: 25x slower)
             else:
                 grad[:, :split] = act_grad
             grad[:, split:] = rest_grad
@@ -115,16 +115,14 @@ def bag_layout(tokens: torch.Tensor, q: int, d_vocab: int, n_heads: int) -> BagL
     used_k, inv_k = torch.unique(torch.arange(n_keys, device=tokens.device) * d_vocab + t_k, return_inverse=True)  # [n_k], [*, batch, key]
     n_q, n_k = len(used_q), len(used_k)
     rows = n_q + n_heads * n_k  # per member
-    member = 0
-    if tokens.dim() == 3:
-        member = torch.arange(tokens.shape[0], device=tokens.device).view(-1, 1, 1)  # [member, 1, 1]
+    members = tokens.shape[0] if tokens.dim() == 3 else 1
+    member = torch.arange(members, device=tokens.device).view(-1, 1, 1) if tokens.dim() == 3 else 0  # [member, 1, 1]
     score_rows = member * (n_q * n_k) + inv_q[..., None] * n_k + inv_k  # [*, batch, key]
     head_rows = n_q + torch.arange(n_heads, device=tokens.device)[:, None] * n_k + inv_k.unsqueeze(-2)  # [*, batch, head, key]
     bag = torch.cat([inv_q[..., None], head_rows.flatten(-2)], dim=-1) + member * rows  # [*, batch, bag], sorted
     bag = bag.reshape(-1, bag.shape[-1])  # [members * batch, bag]
     sorted_rows, by_row = torch.sort(bag.flatten(), stable=True)
-    n_rows = rows * (tokens.shape[0] if tokens.dim() == 3 else 1)
-    row_starts = torch.searchsorted(sorted_rows, torch.arange(n_rows, device=tokens.device))
+    row_starts = torch.searchsorted(sorted_rows, torch.arange(members * rows, device=tokens.device))
     return BagLayout(used_q, used_k, score_rows, bag, by_row, by_row // bag.shape[1], row_starts)
 
 
