@@ -39,7 +39,7 @@ TINY = {torch.float32: torch.finfo(torch.float32).tiny, torch.float16: torch.fin
         torch.bfloat16: torch.finfo(torch.bfloat16).tiny}
 
 
-def _below_normal(t: torch.Tensor, tiny: float) -> torch.Tensor:
+def below_normal(t: torch.Tensor, tiny: float) -> torch.Tensor:
     """Where ``|t| < tiny``, by two comparisons (``t.abs()`` would itself write subnormals)."""
     return (t < tiny) & (t > -tiny)
 
@@ -56,7 +56,7 @@ class _CastFlushingGrad(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         source = ctx.source_dtype
-        return grad.masked_fill(_below_normal(grad, TINY[source]), 0.0).to(source), None
+        return grad.masked_fill(below_normal(grad, TINY[source]), 0.0).to(source), None
 
 
 def cast_flushing_grad(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -76,7 +76,7 @@ def flush_subnormals_(tensors: Iterable[torch.Tensor]) -> None:
     """Set every subnormal entry of these tensors to zero, in place (others are skipped)."""
     for t in tensors:
         if t.dtype in TINY:
-            t.masked_fill_(_below_normal(t, TINY[t.dtype]), 0.0)
+            t.masked_fill_(below_normal(t, TINY[t.dtype]), 0.0)
 
 
 def optimizer_state_tensors(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
