@@ -76,3 +76,27 @@ def test_report_renders_in_chromium(grokked, tmp_path):
     assert (shots / "report.png").stat().st_size > 50_000
     pngs = export_pngs(path, tmp_path / "figures")
     assert len(pngs) == FIGURES and all(p.stat().st_size > 5_000 for p in pngs)
+
+
+def test_a_one_axis_phase_diagram_shows_members_ranges_and_how_many_grokked():
+    """Known table: at 0.2 nobody groks, at 0.3 two of three do (epochs 6,000 and 12,000), at
+    0.5 all do (500, 800, 1,100); a member still training counts nowhere."""
+    import pandas as pd
+
+    from grokscope.report.sweep import phase_diagram
+
+    rows = [(0.2, None, 0.01), (0.2, None, 0.02), (0.2, None, 0.01),
+            (0.3, 6000, 1.0), (0.3, 12000, 1.0), (0.3, None, 0.4),
+            (0.5, 500, 1.0), (0.5, 800, 1.0), (0.5, 1100, 1.0)]
+    table = pd.DataFrame([{"task.frac_train": f, "grokking_epoch": g, "test_acc": a, "status": "done"} for f, g, a in rows]
+                         + [{"task.frac_train": 0.5, "grokking_epoch": None, "test_acc": 0.3, "status": "running"}])
+    fig = phase_diagram(table, ["task.frac_train"])
+    members, means, acc_members, acc_means = fig.data
+    assert list(members.x) == ["0.2"] * 3 + ["0.3"] * 3 + ["0.5"] * 3  # the running member is left out
+    assert list(means.x) == ["0.2", "0.3", "0.5"]
+    assert means.y[1] == 9000 and means.y[2] == 800 and pd.isna(means.y[0])
+    assert list(means.error_y.array)[1:] == [3000, 300] and list(means.error_y.arrayminus)[1:] == [3000, 300]
+    assert max(m + up for m, up in zip(acc_means.y, acc_means.error_y.array)) == 1.0  # a range never passes 1
+    assert sorted(a.text for a in fig.layout.annotations if a.text.endswith("/3 grokked")) == ["0/3 grokked", "2/3 grokked"]
+    assert fig.layout.yaxis.type == "log"  # 500 to 12,000: more than 20x
+    assert fig.layout.yaxis2.type != "log"

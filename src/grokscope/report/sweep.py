@@ -23,24 +23,50 @@ SEED_AXES = {"train.seed", "task.seed"}
 
 
 def _aggregate(table: pd.DataFrame, axes: list[str], column: str) -> pd.DataFrame:
-    """Mean, spread and count of ``column`` over members sharing the same values of ``axes``."""
-    return table.groupby(axes, dropna=False)[column].agg(["mean", "std", "count"]).reset_index()
+    """Mean, spread, range and counts of ``column`` over members sharing the same values of
+    ``axes``: ``count`` members with a value (a grokking epoch: those that grokked) of ``members``."""
+    groups = table.groupby(axes, dropna=False)
+    agg = groups[column].agg(["mean", "std", "min", "max", "count"])
+    return agg.assign(members=groups.size()).reset_index()
+
+
+LOG_SPAN = 20  # a phase diagram's grokking epochs spanning more than this ratio are drawn on a log axis
 
 
 def phase_diagram(table: pd.DataFrame, axes: list[str]) -> go.Figure:
-    """Grokking epoch and final test accuracy over one or two axes, seeds aggregated."""
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.15,
-                        subplot_titles=("grokking epoch (mean over seeds; blank: never grokked)", "final test accuracy (mean)"))
+    """Grokking epoch and final test accuracy over one or two axes, seeds aggregated. Over one
+    axis: every member as a point, the mean as a line, bars from the lowest to the highest
+    member (a range, so an accuracy bar never passes 1), and under the grokking epochs how
+    many members grokked where not all did; over two: heatmaps of the means. Finished members only."""
+    titles = (("grokking epoch (points: members; line: mean of those that grokked; bars: range)",
+               "final test accuracy (points: members; line: mean; bars: range)") if len(axes) == 1 else
+              ("grokking epoch (mean over seeds; blank: never grokked)", "final test accuracy (mean)"))
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.15, subplot_titles=titles)
+    table = table[table["status"] == "done"]  # a member still training has neither grokked nor failed to
     for col, column in enumerate(["grokking_epoch", "test_acc"], start=1):
-        agg = _aggregate(table.assign(**{column: pd.to_numeric(table[column], errors="coerce")}), axes, column)
+        values = table.assign(**{column: pd.to_numeric(table[column], errors="coerce")})
+        agg = _aggregate(values, axes, column)
         if agg["mean"].isna().all():
             fig.add_annotation(text="no member grokked", showarrow=False, xref=f"x{col if col > 1 else ''} domain", yref=f"y{col if col > 1 else ''} domain",
                                x=0.5, y=0.5, font_size=16)
-        hover = [f"{m:.4g} ± {s:.2g} (n={n})" for m, s, n in zip(agg["mean"], agg["std"].fillna(0), agg["count"])]
+        hover = [f"{m:.4g} ± {s:.2g}, range {lo:.4g}-{hi:.4g} ({n} of {k} members)"
+                 for m, s, lo, hi, n, k in zip(agg["mean"], agg["std"].fillna(0), agg["min"], agg["max"], agg["count"], agg["members"])]
         if len(axes) == 1:
-            fig.add_scatter(x=agg[axes[0]].astype(str), y=agg["mean"], error_y=dict(array=agg["std"].fillna(0)),
-                            mode="lines+markers", text=hover, hovertemplate="%{x}: %{text}<extra></extra>",
+            x = agg[axes[0]].astype(str)
+            fig.add_scatter(x=values[axes[0]].astype(str), y=values[column], mode="markers", marker=dict(color="#999", size=7),
+                            hovertemplate="%{x}: %{y:.4g}<extra>a member</extra>", showlegend=False, row=1, col=col)
+            fig.add_scatter(x=x, y=agg["mean"], mode="lines+markers", text=hover, line_color="#1f77b4", hovertemplate="%{x}: %{text}<extra></extra>",
+                            error_y=dict(type="data", symmetric=False, array=agg["max"] - agg["mean"],
+                                         arrayminus=agg["mean"] - agg["min"]),
                             showlegend=False, row=1, col=col)
+            if column == "grokking_epoch":
+                for i, (n, k) in enumerate(zip(agg["count"], agg["members"])):
+                    if n < k:  # at the foot of the axis (a log scale has no y = 0); x: the category's index
+                        fig.add_annotation(x=i, y=0, xref="x", yref="y domain", yanchor="bottom", showarrow=False,
+                                           text=f"{n}/{k} grokked", font_size=11)
+                epochs = values[column].dropna()
+                if len(epochs) and epochs.min() > 0 and epochs.max() / epochs.min() > LOG_SPAN:
+                    fig.update_yaxes(type="log", dtick=1, row=1, col=col)  # a tick per decade
             fig.update_xaxes(title_text=axes[0], type="category", row=1, col=col)
         else:
             grid = agg.pivot(index=axes[0], columns=axes[1], values="mean")
@@ -99,7 +125,7 @@ def build_sweep_report(out: str | Path) -> Path:
     sections = []
     if grid_axes:
         sections.append(("Phase diagram", f"Seeds aggregated over {', '.join(a for a in axes if a in SEED_AXES) or 'nothing'}; "
-                         "hover for mean ± standard deviation and the number of members.", phase_diagram(table, grid_axes)))
+                         "hover for mean ± standard deviation, the range and the number of members.", phase_diagram(table, grid_axes)))
         sections.append(("Test accuracy by " + grid_axes[0], "Each member's test accuracy; colour: its value of the axis.",
                          curves_by_axis(out, table, grid_axes[0])))
     for family in registry.all_families():  # the families' own views of their summary columns
