@@ -165,6 +165,10 @@ def test_sweep_cli(spec_file, tmp_path):
     member = docs / "train.seed=1,train.weight_decay=0.3"
     assert {p.name for p in member.iterdir()} == {"config.json", "summary.json", "analysis.json", "metrics.parquet"}
     assert not list(docs.rglob("*.safetensors"))
+    for name in ("summary.parquet", "train.seed=1,train.weight_decay=0.3/metrics.parquet"):  # re-encoded, not changed
+        import pyarrow.parquet as pq
+        assert pq.read_table(docs / name).equals(pq.read_table(out / name))
+        assert pq.ParquetFile(docs / name).metadata.row_group(0).column(1).compression == "ZSTD"
 
 
 @pytest.mark.ray

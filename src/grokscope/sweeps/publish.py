@@ -3,14 +3,19 @@
 ``DEST/`` gets the sweep's ``sweep.toml``, ``summary.csv``, ``summary.parquet`` and
 ``failures.json`` (if any), and ``DEST/MEMBER/`` each member's ``config.json``,
 ``summary.json``, ``analysis.json`` and ``metrics.parquet``: enough to rebuild every table
-and curve without retraining.
+and curve without retraining. Parquet files are re-encoded losslessly for the repository
+(zstd, with the floats' bytes split into streams): a 25K-epoch member's metrics take 295 KB
+instead of the 424 KB the training loop writes, so that a whole ``docs/results`` stays small.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from grokscope.atomic import atomic_copy
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from grokscope.atomic import atomic_copy, atomic_write
 from grokscope.errors import GrokscopeError
 from grokscope.sweeps.summary import summarize
 
@@ -37,5 +42,11 @@ def _copy(source: Path, target: Path) -> list[Path]:
     if not source.is_file():
         return []
     target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_copy(source, target)
+    if source.suffix == ".parquet":
+        table = pq.read_table(source)
+        floats = [f.name for f in table.schema if pa.types.is_floating(f.type)]
+        atomic_write(target, lambda tmp: pq.write_table(table, tmp, compression="zstd", compression_level=19,
+                                                        use_byte_stream_split=floats or False))
+    else:
+        atomic_copy(source, target)
     return [target]
