@@ -5,7 +5,7 @@ import torch
 
 from grokscope import load_preset, load_run, train_run
 from grokscope.models import TransformerConfig
-from grokscope.models.folded import folded_logits, supports_folded
+from grokscope.models.folded import folded_logits, mixes_residual, stacked_folded_logits, supports_folded
 from grokscope.training.loss import cross_entropy
 
 CONFIGS = {
@@ -34,10 +34,10 @@ def all_pairs(p):
     return torch.stack([x.flatten(), y.flatten(), torch.full((p * p,), p)], dim=1)
 
 
-def assert_same_logits_and_grads(model, tokens, labels, positions):
+def assert_same_logits_and_grads(model, tokens, labels, positions, mix=None):
     qpos = torch.tensor(positions)
     plain_logits = model(tokens, qpos)
-    folded = folded_logits(model, tokens, qpos)
+    folded = folded_logits(model, tokens, qpos, mix)
     torch.testing.assert_close(folded, plain_logits, rtol=1e-9, atol=1e-10)
     grads = []
     for logits in (plain_logits, folded):
@@ -51,13 +51,14 @@ def assert_same_logits_and_grads(model, tokens, labels, positions):
         torch.testing.assert_close(grads[1][1][name], g, rtol=1e-8, atol=1e-12, msg=name)
 
 
+@pytest.mark.parametrize("mix", ["read", "residual"])
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_folded_equals_plain_on_random_weights(name):
+def test_folded_equals_plain_on_random_weights(name, mix):
     p = 113 if name == "canonical" else 23
     model = random_model(CONFIGS[name], p)
     tokens = all_pairs(p)[:: 3 if name == "canonical" else 1]
     labels = torch.randint(0, p, (len(tokens), 1), generator=torch.Generator().manual_seed(0))
-    assert_same_logits_and_grads(model, tokens, labels, [2])
+    assert_same_logits_and_grads(model, tokens, labels, [2], mix)
 
 
 def test_kept_layouts_follow_the_tokens_they_were_made_for():
@@ -76,11 +77,34 @@ def test_kept_layouts_follow_the_tokens_they_were_made_for():
         torch.testing.assert_close(folded_logits(model, fresh, qpos), model(fresh, qpos), rtol=1e-9, atol=1e-10)
 
 
-def test_folded_handles_several_query_positions_and_any_tokens():
+@pytest.mark.parametrize("mix", ["read", "residual"])
+def test_folded_handles_several_query_positions_and_any_tokens(mix):
     model = random_model(CONFIGS["gelu-biases"], 23)
     tokens = torch.randint(0, 24, (200, 3), generator=torch.Generator().manual_seed(1))
     labels = torch.randint(0, 23, (200, 3), generator=torch.Generator().manual_seed(2))
-    assert_same_logits_and_grads(model, tokens, labels, [0, 1, 2])
+    assert_same_logits_and_grads(model, tokens, labels, [0, 1, 2], mix)
+
+
+def test_long_sequences_mix_in_the_residual_stream_and_short_ones_in_the_read_space():
+    """5-digit addition (17 positions, 4 heads: bags of 49-69 rows) takes the residual mix, the
+    canonical task (13 rows) the read one; and the residual mix of a stacked ensemble with
+    padded members gives each member its solo logits and gradients."""
+    canonical = load_preset("nanda2023").model
+    assert not mixes_residual(1 + 4 * 3, canonical.d_model, canonical.d_mlp + 113)
+    assert mixes_residual(1 + 4 * 12, canonical.d_model, canonical.d_mlp + 10)
+    models = [random_model(CONFIGS["mixed-attention"], 23, seed) for seed in (0, 1)]
+    tokens = torch.randint(0, 24, (2, 60, 3), generator=torch.Generator().manual_seed(3))
+    sizes = [60, 41]
+    stacked = stacked_folded_logits(models, tokens, torch.tensor([1, 2]), sizes, mix="residual")
+    (stacked[0].sum() + (stacked[1, :41] ** 2).sum()).backward()
+    for e, (model, n) in enumerate(zip(models, sizes)):
+        stacked_grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+        model.zero_grad()
+        alone = folded_logits(model, tokens[e, :n], torch.tensor([1, 2]), mix="residual")
+        torch.testing.assert_close(stacked[e, :n], alone, rtol=1e-12, atol=1e-12)
+        (alone.sum() if e == 0 else (alone ** 2).sum()).backward()
+        for name, p in model.named_parameters():
+            torch.testing.assert_close(stacked_grads[name], p.grad, rtol=1e-10, atol=1e-12, msg=name)
 
 
 def test_folded_equals_plain_on_trained_weights(tmp_path):

@@ -157,27 +157,31 @@ def supports_folded(model: torch.nn.Module) -> bool:
     return isinstance(model, Transformer) and model.cfg.n_layers == 1 and model.cfg.normalization_type is None
 
 
-def folded_logits(model: Transformer, tokens: torch.Tensor, query_positions: torch.Tensor) -> torch.Tensor:
+def folded_logits(model: Transformer, tokens: torch.Tensor, query_positions: torch.Tensor,
+                  mix: str | None = None) -> torch.Tensor:
     """``model(tokens, query_positions)`` computed from per-token tables (no hooks fire).
+    ``mix``: where the attention pattern mixes table rows, "read" (the MLP input and logits)
+    or "residual" (d_model, then one product with [W_in | W_U]); None: the cheaper for the
+    bag's size (``mixes_residual``).
 
     tokens [batch, pos] -> logits [batch, qpos, d_vocab_out].
     """
     weights = dict(model.named_parameters())
-    return torch.stack([_logits_at(model, weights, tokens, int(q)) for q in query_positions], dim=1)
+    return torch.stack([_logits_at(model, weights, tokens, int(q), mix=mix) for q in query_positions], dim=1)
 
 
 def stacked_folded_logits(models: list[Transformer], tokens: torch.Tensor, query_positions: torch.Tensor,
-                          sizes: list[int] | None = None) -> torch.Tensor:
+                          sizes: list[int] | None = None, mix: str | None = None) -> torch.Tensor:
     """``folded_logits`` of E models of one shape at once, each on its own examples: every
     weight is stacked on a leading member axis, and the tables of all members are mixed by
     one row mix (members' rows are offset, so they never meet). ``sizes``: how many of each
     member's examples are real (the rest pad it to the batch); their logits are exactly
-    those of ``folded_logits`` on the real examples alone.
+    those of ``folded_logits`` on the real examples alone. ``mix``: as in ``folded_logits``.
 
     tokens [member, batch, pos] -> logits [member, batch, qpos, d_vocab_out].
     """
     weights = stack_parameters(models)
-    return torch.stack([_logits_at(models[0], weights, tokens, int(q), sizes) for q in query_positions], dim=-2)
+    return torch.stack([_logits_at(models[0], weights, tokens, int(q), sizes, mix) for q in query_positions], dim=-2)
 
 
 def stack_parameters(models: list[torch.nn.Module]) -> dict[str, torch.Tensor]:
@@ -187,11 +191,22 @@ def stack_parameters(models: list[torch.nn.Module]) -> dict[str, torch.Tensor]:
     return {name: torch.stack([n[name] for n in named]) for name in named[0]}
 
 
+RESIDUAL_MIX_GAIN = 4  # a gathered multiply-add costs about this many of a dense product's (AMD EPYC, 1-2 threads)
+
+
+def mixes_residual(bag: int, d_model: int, n_read: int) -> bool:
+    """Whether mixing ``bag`` rows in the residual stream (width d_model, then a product with
+    W_read) costs less than mixing them in the read space (width n_read), per example: the
+    canonical task's 13 rows mix in the read space; 5-digit addition's 49-69 in the residual."""
+    return bag * (n_read - d_model) > d_model * n_read / RESIDUAL_MIX_GAIN
+
+
 def _logits_at(model: Transformer, w: dict[str, torch.Tensor], tokens: torch.Tensor, q: int,
-               sizes: list[int] | None = None) -> torch.Tensor:
+               sizes: list[int] | None = None, mix: str | None = None) -> torch.Tensor:
     """Logits at query position ``q`` from weights ``w`` (the model's parameters by state-dict
     name, each with an optional leading member axis ``*``; ``model`` gives the shape only):
-    tokens [*, batch, pos] -> [*, batch, d_vocab_out]. ``sizes``: each member's real examples."""
+    tokens [*, batch, pos] -> [*, batch, d_vocab_out]. ``sizes``: each member's real examples;
+    ``mix``: as in ``folded_logits``."""
     block = model.blocks[0]
     attn = block.attn
     d_vocab = model.d_vocab
@@ -217,29 +232,47 @@ def _logits_at(model: Transformer, w: dict[str, torch.Tensor], tokens: torch.Ten
         pattern = rate * pattern + (1.0 - rate)
 
     V = torch.einsum("...nm,...hmd->...nhd", R_k, a["W_V"]) + a["b_V"].unsqueeze(-3)  # [*, n_k, head, d_head]
-    OV_read = torch.einsum("...hdm,...mr->...hdr", a["W_O"], W_read)  # [*, head, d_head, n_read]
-    T = torch.einsum("...nhd,...hdr->...hnr", V, OV_read)  # [*, head, n_k, n_read]
-    base = _matmul(R_q, W_read) + _read_bias(w, block.attn_only, W_read).unsqueeze(-2)  # [*, n_q, n_read]: every bias folded in
-    table = torch.cat([base, T.flatten(-3, -2)], dim=-2)  # [*, n_q + head*n_k, n_read]
     ones = torch.ones_like(pattern[..., :1, 0])  # [*, batch, 1]: each example's query row
     weights = torch.cat([ones, pattern.flatten(-2)], dim=-1).flatten(0, -2)  # [members * batch, bag]
-    flat_table = table.reshape(-1, table.shape[-1])  # [members * rows, n_read]
     batch_shape = pattern.shape[:-2]  # [*, batch]
-    if block.attn_only:
-        return RowMix.apply(flat_table, weights, layout, None, False).view(*batch_shape, -1)  # [*, batch, d_vocab_out]
-    mlp = block.mlp
-    d_mlp = mlp.W_in.shape[1]
-    relu = mlp.act_fn == "relu"
-    act, direct = RowMix.apply(flat_table, weights, layout, d_mlp, relu)  # [members * batch, d_mlp], [.., d_vocab_out]
-    post = (act if relu else F.gelu(act)).view(*batch_shape, d_mlp)
-    direct = direct.view(*batch_shape, -1)
+    d_model, n_read = W_read.shape[-2:]
+    if mix == "residual" or (mix is None and mixes_residual(weights.shape[-1], d_model, n_read)):
+        VO = torch.einsum("...nhd,...hdm->...hnm", V, a["W_O"])  # [*, head, n_k, d_model]
+        base = R_q + a["b_O"].unsqueeze(-2)  # [*, n_q, d_model]: the query's residual and b_O
+        table = torch.cat([base, VO.flatten(-3, -2)], dim=-2)  # [*, n_q + head*n_k, d_model]
+        resid = RowMix.apply(table.reshape(-1, d_model), weights, layout, None, False).view(*batch_shape, d_model)
+        read = _plus_product(_block_bias(w, block.attn_only).unsqueeze(-2).expand(*batch_shape, n_read),
+                             resid, W_read, sizes)  # [*, batch, n_read]
+        if block.attn_only:
+            return read
+        d_mlp = block.mlp.W_in.shape[1]
+        post = F.relu(read[..., :d_mlp]) if block.mlp.act_fn == "relu" else F.gelu(read[..., :d_mlp])
+        direct = read[..., d_mlp:]
+    else:
+        OV_read = torch.einsum("...hdm,...mr->...hdr", a["W_O"], W_read)  # [*, head, d_head, n_read]
+        T = torch.einsum("...nhd,...hdr->...hnr", V, OV_read)  # [*, head, n_k, n_read]
+        base = _matmul(R_q, W_read) + _read_bias(w, block.attn_only, W_read).unsqueeze(-2)  # [*, n_q, n_read]: every bias folded in
+        table = torch.cat([base, T.flatten(-3, -2)], dim=-2)  # [*, n_q + head*n_k, n_read]
+        flat_table = table.reshape(-1, n_read)  # [members * rows, n_read]
+        if block.attn_only:
+            return RowMix.apply(flat_table, weights, layout, None, False).view(*batch_shape, -1)  # [*, batch, d_vocab_out]
+        d_mlp = block.mlp.W_in.shape[1]
+        relu = block.mlp.act_fn == "relu"
+        act, direct = RowMix.apply(flat_table, weights, layout, d_mlp, relu)  # [members * batch, d_mlp], [.., d_vocab_out]
+        post = (act if relu else F.gelu(act)).view(*batch_shape, d_mlp)
+        direct = direct.view(*batch_shape, -1)
     W_L = w["blocks.0.mlp.W_out"] @ W_U  # [*, d_mlp, d_vocab_out], as in Nanda et al.
-    if post.dim() == 2:
-        return torch.addmm(direct, post, W_L)
-    if sizes is None or min(sizes) == post.shape[1]:
-        return torch.baddbmm(direct, post, W_L)
-    # W_L's gradient sums over the examples: over each member's real ones only, as alone
-    return torch.stack([torch.cat([torch.addmm(direct[e, :n], post[e, :n], W_L[e]), direct[e, n:]])
+    return _plus_product(direct, post, W_L, sizes)
+
+
+def _plus_product(base: torch.Tensor, x: torch.Tensor, W: torch.Tensor, sizes: list[int] | None) -> torch.Tensor:
+    """``base + x @ W`` for each member: base [*, batch, out], x [*, batch, inner], W [*, inner, out].
+    W's gradient sums over the examples: with ``sizes``, over each member's real ones only, as alone."""
+    if x.dim() == 2:
+        return torch.addmm(base, x, W)
+    if sizes is None or min(sizes) == x.shape[1]:
+        return torch.baddbmm(base, x, W)
+    return torch.stack([torch.cat([torch.addmm(base[e, :n], x[e, :n], W[e]), base[e, n:]])
                         for e, n in enumerate(sizes)])
 
 
@@ -261,8 +294,12 @@ def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _read_bias(w: dict[str, torch.Tensor], attn_only: bool, W_read: torch.Tensor) -> torch.Tensor:
     """Every bias, as seen by [MLP input | logits]: ``b_O W_read + [b_in | b_out W_U + b_U]``: [*, n_read]."""
-    bias = torch.einsum("...m,...mr->...r", w["blocks.0.attn.b_O"], W_read)
+    return torch.einsum("...m,...mr->...r", w["blocks.0.attn.b_O"], W_read) + _block_bias(w, attn_only)
+
+
+def _block_bias(w: dict[str, torch.Tensor], attn_only: bool) -> torch.Tensor:
+    """The biases after the residual stream, as seen by [MLP input | logits]: ``[b_in | b_out W_U + b_U]``: [*, n_read]."""
     if attn_only:
-        return bias + w["unembed.b_U"]
+        return w["unembed.b_U"]
     b_out_U = torch.einsum("...m,...mv->...v", w["blocks.0.mlp.b_out"], w["unembed.W_U"])
-    return bias + torch.cat([w["blocks.0.mlp.b_in"], b_out_U + w["unembed.b_U"]], dim=-1)
+    return torch.cat([w["blocks.0.mlp.b_in"], b_out_U + w["unembed.b_U"]], dim=-1)
