@@ -105,6 +105,8 @@ def test_long_sequences_mix_in_the_residual_stream_and_short_ones_in_the_read_sp
         (alone.sum() if e == 0 else (alone ** 2).sum()).backward()
         for name, p in model.named_parameters():
             torch.testing.assert_close(stacked_grads[name], p.grad, rtol=1e-10, atol=1e-12, msg=name)
+    with pytest.raises(ValueError, match="mix must be one of"):
+        folded_logits(models[0], tokens[0], torch.tensor([2]), mix="resid")
 
 
 def test_folded_equals_plain_on_trained_weights(tmp_path):

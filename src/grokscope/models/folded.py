@@ -170,6 +170,9 @@ def folded_logits(model: Transformer, tokens: torch.Tensor, query_positions: tor
     return torch.stack([_logits_at(model, weights, tokens, int(q), mix=mix) for q in query_positions], dim=1)
 
 
+MIXES = (None, "read", "residual")
+
+
 def stacked_folded_logits(models: list[Transformer], tokens: torch.Tensor, query_positions: torch.Tensor,
                           sizes: list[int] | None = None, mix: str | None = None) -> torch.Tensor:
     """``folded_logits`` of E models of one shape at once, each on its own examples: every
@@ -207,6 +210,8 @@ def _logits_at(model: Transformer, w: dict[str, torch.Tensor], tokens: torch.Ten
     name, each with an optional leading member axis ``*``; ``model`` gives the shape only):
     tokens [*, batch, pos] -> [*, batch, d_vocab_out]. ``sizes``: each member's real examples;
     ``mix``: as in ``folded_logits``."""
+    if mix not in MIXES:
+        raise ValueError(f"mix must be one of {MIXES}; got {mix!r}")
     block = model.blocks[0]
     attn = block.attn
     d_vocab = model.d_vocab

@@ -46,8 +46,9 @@ def phase_diagram(table: pd.DataFrame, axes: list[str]) -> go.Figure:
     for col, column in enumerate(["grokking_epoch", "test_acc"], start=1):
         values = table.assign(**{column: pd.to_numeric(table[column], errors="coerce")})
         agg = _aggregate(values, axes, column)
+        axis = str(col) if col > 1 else ""  # plotly's name for this subplot's axes: x, x2
         if agg["mean"].isna().all():
-            fig.add_annotation(text="no member grokked", showarrow=False, xref=f"x{col if col > 1 else ''} domain", yref=f"y{col if col > 1 else ''} domain",
+            fig.add_annotation(text="no member grokked", showarrow=False, xref=f"x{axis} domain", yref=f"y{axis} domain",
                                x=0.5, y=0.5, font_size=16)
         hover = [f"{m:.4g} ± {s:.2g}, range {lo:.4g}-{hi:.4g} ({n} of {k} members)"
                  for m, s, lo, hi, n, k in zip(agg["mean"], agg["std"].fillna(0), agg["min"], agg["max"], agg["count"], agg["members"])]
@@ -62,7 +63,7 @@ def phase_diagram(table: pd.DataFrame, axes: list[str]) -> go.Figure:
             if column == "grokking_epoch":
                 for i, (n, k) in enumerate(zip(agg["count"], agg["members"])):
                     if n < k:  # at the foot of the axis (a log scale has no y = 0); x: the category's index
-                        fig.add_annotation(x=i, y=0, xref="x", yref="y domain", yanchor="bottom", showarrow=False,
+                        fig.add_annotation(x=i, y=0, xref=f"x{axis}", yref=f"y{axis} domain", yanchor="bottom", showarrow=False,
                                            text=f"{n}/{k} grokked", font_size=11)
                 epochs = values[column].dropna()
                 if len(epochs) and epochs.min() > 0 and epochs.max() / epochs.min() > LOG_SPAN:

@@ -30,17 +30,17 @@ def log_probs_of_labels(logits: torch.Tensor, labels: torch.Tensor, loss_dtype: 
     logits [batch, target, d_vocab_out], labels [batch, target] -> [batch, target].
     """
     dtype = DTYPES[loss_dtype]
-    scored = labels != IGNORE
+    scored, index = labels != IGNORE, labels.clamp(min=0)
     if normaliser == "softmax" and logits.requires_grad and logits.dtype in TINY and dtype != logits.dtype:
-        picked = _WiderLogSoftmaxPicked.apply(logits, labels.clamp(min=0), dtype)
-        return picked if bool(scored.all()) else picked * scored
-    x = cast_flushing_grad(logits, dtype)
-    if normaliser == "stablemax":
-        s = torch.where(x >= 0, x + 1, 1 / (1 - x.clamp(max=0)))
-        log_probs = s.log() - s.sum(-1, keepdim=True).log()
+        picked = _WiderLogSoftmaxPicked.apply(logits, index, dtype)
     else:
-        log_probs = x.log_softmax(dim=-1)
-    picked = log_probs.gather(-1, labels.clamp(min=0)[..., None])[..., 0]
+        x = cast_flushing_grad(logits, dtype)
+        if normaliser == "stablemax":
+            s = torch.where(x >= 0, x + 1, 1 / (1 - x.clamp(max=0)))
+            log_probs = s.log() - s.sum(-1, keepdim=True).log()
+        else:
+            log_probs = x.log_softmax(dim=-1)
+        picked = log_probs.gather(-1, index[..., None])[..., 0]
     return picked if bool(scored.all()) else picked * scored
 
 
