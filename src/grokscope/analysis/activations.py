@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from grokscope.analysis.value_grid import value_grid
 from grokscope.errors import GrokscopeError
 from grokscope.tasks.modular import ModularTask
 
@@ -85,8 +86,13 @@ def reindexed(acts: GridActivations, x_of_u: torch.Tensor, y_of_v: torch.Tensor)
 
 
 def number_embedding(model, task: ModularTask) -> torch.Tensor:
-    """The rows of ``W_E`` for the numbers, in the task's natural order (u = x^a for pow_sum with a
-    bijective power, else x): [p, d_model]."""
+    """The rows of ``W_E`` for the numbers, in the task's natural order (u = x^a for pow_sum with
+    both powers bijective; for pow_sum with one, the order of that power's values; else x):
+    [p, d_model]."""
     W_E = model.W_E.detach()[: task.config.p]
     coordinates = task.natural_coordinates()
-    return W_E if coordinates is None else W_E[coordinates[0]]
+    if coordinates is not None:
+        return W_E[coordinates[0]]
+    grid = value_grid(task)
+    bijective = None if grid is None else grid.bijective_power()
+    return W_E if bijective is None else W_E[bijective[1]]

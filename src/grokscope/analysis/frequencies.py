@@ -61,11 +61,12 @@ def neuron_clusters(basis: FourierBasis, activations: torch.Tensor, threshold: f
     return NeuronClusters(frequency=best + 1, fve=fve, threshold=threshold)
 
 
-def logit_waves(p: int, k: int, sign: int = 1) -> torch.Tensor:
-    """``cos(w_k (x + sign*y - z))`` over the grid: [p (x), p (y), p (z)] float64."""
+def logit_waves(p: int, k: int, sign: int = 1, phase: torch.Tensor | None = None) -> torch.Tensor:
+    """``cos(w_k (x + sign*y - z))`` over the grid, or ``cos(w_k (phase - z))`` for a ``phase``
+    [p (x), p (y)] (the values the task adds): [p (x), p (y), p (z)] float64."""
     r = torch.arange(p, dtype=torch.float64)
-    phase = r[:, None, None] + sign * r[None, :, None] - r[None, None, :]
-    return torch.cos(2 * math.pi * k / p * phase)
+    xy = r[:, None] + sign * r[None, :] if phase is None else phase.double()
+    return torch.cos(2 * math.pi * k / p * (xy[:, :, None] - r[None, None, :]))
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class LogitFit:
     share: torch.Tensor  # [p//2] float64, share of the centred logits' variance each k explains
     sign: int
     p: int
+    phase: torch.Tensor | None = None  # [p, p] the values the task adds, where not x + s*y
 
     def fve(self, frequencies: list[int]) -> float:
         """Fraction of the centred logits' variance explained by these frequencies' waves."""
@@ -84,23 +86,24 @@ class LogitFit:
     def approximation(self, frequencies: list[int]) -> torch.Tensor:
         """The fitted logits ``sum_k alpha_k cos(w_k(x + s*y - z))`` over ``frequencies``: [x, y, z]."""
         p = self.p
-        return sum((self.alpha[k - 1] * logit_waves(p, k, self.sign) for k in frequencies),
+        return sum((self.alpha[k - 1] * logit_waves(p, k, self.sign, self.phase) for k in frequencies),
                    torch.zeros(p, p, p, dtype=torch.float64))
 
 
-def logit_frequency_fit(logits: torch.Tensor, sign: int = 1) -> LogitFit:
-    """Fit the logits ``[p (x), p (y), p (z)]`` (centred over z) by the waves of every frequency.
+def logit_frequency_fit(logits: torch.Tensor, sign: int = 1, phase: torch.Tensor | None = None) -> LogitFit:
+    """Fit the logits ``[p (x), p (y), p (z)]`` (centred over z) by the waves of every frequency
+    (over ``phase - z`` where a phase is given).
 
-    The waves of distinct k are orthogonal over the grid, so each ``alpha_k`` is a projection.
+    The waves of distinct k are orthogonal over z, for any phase, so each ``alpha_k`` is a projection.
     """
     p = logits.shape[0]
     centred = logits.to(torch.float64) - logits.to(torch.float64).mean(-1, keepdim=True)
     total = centred.pow(2).sum()
     alphas, shares = [], []
     for k in range(1, p // 2 + 1):
-        wave = logit_waves(p, k, sign)
+        wave = logit_waves(p, k, sign, phase)
         norm2 = wave.pow(2).sum()
         alpha = (centred * wave).sum() / norm2
         alphas.append(alpha)
         shares.append(alpha.pow(2) * norm2 / total if total > 0 else torch.tensor(0.0, dtype=torch.float64))
-    return LogitFit(alpha=torch.stack(alphas), share=torch.stack(shares), sign=sign, p=p)
+    return LogitFit(alpha=torch.stack(alphas), share=torch.stack(shares), sign=sign, p=p, phase=phase)

@@ -38,6 +38,7 @@ class Coordinates:
     embedding_gini_u: float | None = None  # over the natural coordinate u (pow_sum only)
     sparser: str | None = None  # where W_E is sparser: "u" or "x", or for a non-bijective power "t" or "t^e"
     value_waves: list[ValueWaves] = field(default_factory=list)  # non-bijective pow_sum: over t, then each t^e
+    wave_axes: tuple[str, str] = ("x", "y")  # what the logits' waves add: cos(w(x + y - z)), or (x^3, y^4)
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,11 @@ class ModularAnalysis:
     @property
     def axes(self) -> tuple[str, str]:
         return self.coordinates.axes
+
+    @property
+    def wave_axes(self) -> tuple[str, str]:
+        """What the logits' waves add: ``cos(w(x + y - z))``, or ``cos(w(x^3 + y^4 - z))``."""
+        return self.coordinates.wave_axes
 
 
 @dataclass(frozen=True)

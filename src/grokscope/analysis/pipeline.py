@@ -23,6 +23,7 @@ from grokscope.analysis.progress import (
     excluded_loss, gini, grid_loss, restricted_loss, softmax_collapse_fraction,
 )
 from grokscope.analysis.registry import AnalysisFamily, Computed, register
+from grokscope.analysis.value_grid import ValueGrid, value_grid
 from grokscope.analysis.value_waves import power_values, select_waves
 from grokscope.errors import GrokscopeError
 from grokscope.runs import Run
@@ -49,36 +50,41 @@ def weight_norms(model) -> dict[str, float]:
     return out
 
 
-def neuron_restricted_losses(basis, acts: GridActivations, model, freqs: list[int]) -> tuple[float, float]:
-    """Train and test loss with every neuron restricted to the key frequencies' 2-D terms."""
+def neuron_restricted_losses(basis, acts: GridActivations, model, freqs: list[int],
+                             grid: ValueGrid | None = None) -> tuple[float, float]:
+    """Train and test loss with every neuron restricted to the key frequencies' 2-D terms (over
+    the values the task adds, where ``grid`` is given)."""
     mlp, unembed = model.final_mlp, model.unembed
-    restricted = circuits.restrict_neurons(basis, acts.neurons, freqs)
+    restricted = circuits.restrict_neurons(basis, acts.neurons, freqs) if grid is None else grid.restrict(acts.neurons, freqs)
     logits = circuits.logits_from_neurons(acts.resid_mid, restricted, mlp.W_out.detach(), mlp.b_out.detach(),
                                           unembed.W_U.detach(), unembed.b_U.detach())
     return grid_loss(logits, acts.labels, acts.train_mask), grid_loss(logits, acts.labels, ~acts.train_mask)
 
 
-def progress_row(basis: FourierBasis, model, W_E, acts: GridActivations, freqs: list[int], sign: int) -> dict[str, float]:
-    """Every progress measure of one checkpoint (W_E: the numbers' rows in the natural order)."""
+def progress_row(basis: FourierBasis, model, W_E, acts: GridActivations, freqs: list[int], sign: int,
+                 grid: ValueGrid | None = None) -> dict[str, float]:
+    """Every progress measure of one checkpoint (W_E: the numbers' rows in the natural order;
+    ``grid``: the values a non-bijective pow_sum adds, which the waves then run over)."""
     logits, labels, train = acts.logits, acts.labels, acts.train_mask
+    phase = None if grid is None else grid.phase()
     embed_norms = embedding_frequency_norms(basis, W_E)
     row = {
         "train_loss": grid_loss(logits, labels, train), "test_loss": grid_loss(logits, labels, ~train),
         "train_acc": accuracy(logits[train], labels[train]), "test_acc": accuracy(logits[~train], labels[~train]),
-        "excluded_loss_train": excluded_loss(logits, labels, train, freqs, sign),
-        "restricted_loss_train": restricted_loss(logits, labels, train, freqs, sign),
-        "restricted_loss_test": restricted_loss(logits, labels, ~train, freqs, sign),
+        "excluded_loss_train": excluded_loss(logits, labels, train, freqs, sign, phase),
+        "restricted_loss_train": restricted_loss(logits, labels, train, freqs, sign, phase),
+        "restricted_loss_test": restricted_loss(logits, labels, ~train, freqs, sign, phase),
         "embed_fourier_gini": gini(embed_norms),
         "softmax_collapse_train": softmax_collapse_fraction(logits[train], labels[train]),
         **weight_norms(model),
     }
     for k in freqs:
-        row[f"excluded_loss_train_k{k}"] = excluded_loss(logits, labels, train, [k], sign)
+        row[f"excluded_loss_train_k{k}"] = excluded_loss(logits, labels, train, [k], sign, phase)
     for k in basis.frequencies:
         row[f"embed_norm_k{k}"] = float(embed_norms[k - 1])
     if acts.neurons is not None:
         row["restricted_neuron_loss_train"], row["restricted_neuron_loss_test"] = \
-            neuron_restricted_losses(basis, acts, model, freqs)
+            neuron_restricted_losses(basis, acts, model, freqs, grid)
     return row
 
 
@@ -88,31 +94,34 @@ def progress_rows(run: Run, epochs: list[int], freqs: list[int], sign: int, on_c
     One process: two worker processes measured slower on this 2-core machine (0.33-0.9x,
     ``benchmarks/bench_analysis.py``); the work is memory-bound.
     """
-    basis, split = FourierBasis(run.config.task.p), run.task.split()
+    basis, split, grid = FourierBasis(run.config.task.p), run.task.split(), value_grid(run.task)
     rows: list[dict] = []
     for epoch in epochs:
         model = run.model(epoch)
         acts = grid_activations(model, run.task, split.train)
-        rows.append({"epoch": epoch, **progress_row(basis, model, number_embedding(model, run.task), acts, freqs, sign)})
+        rows.append({"epoch": epoch, **progress_row(basis, model, number_embedding(model, run.task), acts, freqs, sign, grid)})
         if on_checkpoint is not None:
             on_checkpoint(len(rows), len(epochs))
     return rows
 
 
-def final_key_frequencies(basis: FourierBasis, W_E, acts: GridActivations, sign: int):
-    """Key frequencies of the final model by every available method, and the combined set."""
+def final_key_frequencies(basis: FourierBasis, W_E, acts: GridActivations, sign: int, grid: ValueGrid | None = None):
+    """Key frequencies of the final model by every available method, and the combined set (with
+    ``grid``: the logits' waves and the neurons' terms over the values the task adds)."""
     emb = embedding_frequency_norms(basis, W_E)
-    fit = logit_frequency_fit(acts.logits, sign)
+    fit = logit_frequency_fit(acts.logits, sign, None if grid is None else grid.phase())
     by_method = {"embedding": keys.embedding_keys(emb), "logits": keys.logit_keys(fit)}
     clusters = None
     if acts.neurons is not None:
-        clusters = neuron_clusters(basis, acts.neurons, CLUSTER_THRESHOLD)
+        clusters = neuron_clusters(basis, acts.neurons, CLUSTER_THRESHOLD) if grid is None \
+            else grid.neuron_clusters(acts.neurons, CLUSTER_THRESHOLD)
         by_method = {"embedding": by_method["embedding"], "neurons": keys.neuron_keys(clusters),
                      "logits": by_method["logits"]}
     return keys.combine_key_frequencies(by_method), emb, fit, clusters
 
 
-def figure_arrays(basis: FourierBasis, W_E, acts: GridActivations, freqs: list[int], clusters, pcs) -> dict:
+def figure_arrays(basis: FourierBasis, W_E, acts: GridActivations, freqs: list[int], clusters, pcs,
+                  grid: ValueGrid | None = None) -> dict:
     """Grids the report draws (no maths left for it): example neurons and their single-frequency
     approximations, the logits' 2-D spectrum, the embedding circles, attention over the grid."""
     p = basis.p
@@ -135,7 +144,8 @@ def figure_arrays(basis: FourierBasis, W_E, acts: GridActivations, freqs: list[i
                 ids.append(int(members[clusters.fve[members].argmax()]))
         if ids:
             index = torch.tensor(ids)
-            approx = circuits.single_frequency_neurons(basis, acts.neurons[..., index], clusters.frequency[index])
+            approx = circuits.single_frequency_neurons(basis, acts.neurons[..., index], clusters.frequency[index]) \
+                if grid is None else grid.single_frequency(acts.neurons[..., index], clusters.frequency[index])
             arrays["neuron_examples"] = acts.neurons[..., index].permute(2, 0, 1).float()  # [example, x, y]
             arrays["neuron_examples_approx"] = approx.permute(2, 0, 1).float()
             meta = [NeuronExample(neuron=i, frequency=int(clusters.frequency[i]), fve=float(clusters.fve[i])) for i in ids]
@@ -150,21 +160,29 @@ def coordinates_note(task, basis: FourierBasis, model, natural_norms: torch.Tens
     and over the natural coordinate. ``natural_norms``: W_E's frequency norms in the analysis's
     coordinates, already computed."""
     c = task.config
-    if task.natural_coordinates() is None:
-        gini_x = gini(natural_norms)
-        if c.op != "pow_sum" or (c.a, c.b) == (1, 1):
-            return Coordinates(axes=("x", "y"), basis="x, y", embedding_gini_x=gini_x)
-        W_E = model.W_E.detach()[: c.p]
-        coordinates = [("t", torch.arange(c.p))] + [(f"t^{e}", power_values(c.p, e)) for e in sorted({c.a, c.b})]
-        waves = [ValueWaves(coordinate=name, n_values=sel.n_values, fve=sel.fve, frequencies=sel.frequencies,
-                            explained=sel.explained, needed=sel.needed)
-                 for name, values in coordinates for sel in [select_waves(W_E, values, c.p)]]
-        counted = [w for w in waves if w.fve >= VALUE_WAVE_FVE and w.needed is not None]
-        return Coordinates(axes=("x", "y"), basis="x, y", embedding_gini_x=gini_x, value_waves=waves,
-                           sparser=min(counted, key=lambda w: w.needed).coordinate if counted else None)
-    raw, natural = gini(embedding_frequency_norms(basis, model.W_E.detach()[: basis.p])), gini(natural_norms)
-    return Coordinates(axes=("u", "v"), basis=f"u = x^{c.a} mod {c.p}, v = y^{c.b} mod {c.p} (the task is z = u + v)",
-                       embedding_gini_x=raw, embedding_gini_u=natural, sparser="u" if natural > raw else "x")
+    raw = gini(embedding_frequency_norms(basis, model.W_E.detach()[: basis.p]))
+    if task.natural_coordinates() is not None:
+        natural = gini(natural_norms)
+        return Coordinates(axes=("u", "v"), basis=f"u = x^{c.a} mod {c.p}, v = y^{c.b} mod {c.p} (the task is z = u + v)",
+                           embedding_gini_x=raw, embedding_gini_u=natural, sparser="u" if natural > raw else "x",
+                           wave_axes=("u", "v"))
+    grid = value_grid(task)
+    if grid is None:
+        return Coordinates(axes=("x", "y"), basis="x, y", embedding_gini_x=raw)
+    W_E = model.W_E.detach()[: c.p]
+    coordinates = [("t", torch.arange(c.p))] + [(f"t^{e}", power_values(c.p, e)) for e in sorted({c.a, c.b})]
+    waves = [ValueWaves(coordinate=name, n_values=sel.n_values, fve=sel.fve, frequencies=sel.frequencies,
+                        explained=sel.explained, needed=sel.needed)
+             for name, values in coordinates for sel in [select_waves(W_E, values, c.p)]]
+    counted = [w for w in waves if w.fve >= VALUE_WAVE_FVE and w.needed is not None]
+    bijective = grid.bijective_power()
+    over = "" if bijective is None else f"; W_E's Fourier norms over t^{c.a if bijective[0] == 'u' else c.b}"
+    return Coordinates(axes=("x", "y"), embedding_gini_x=raw, value_waves=waves,
+                       basis=f"x, y; waves over u = x^{c.a}, v = y^{c.b} mod {c.p} by least squares (a power is "
+                             f"not a bijection){over}",
+                       embedding_gini_u=None if bijective is None else gini(natural_norms),
+                       sparser=min(counted, key=lambda w: w.needed).coordinate if counted else None,
+                       wave_axes=(f"x^{c.a}", f"y^{c.b}"))
 
 
 def coordinate_findings(note: Coordinates) -> list[str]:
@@ -216,18 +234,19 @@ def analyze_modular_run(run: Run, on_checkpoint=None) -> Computed:
     t0 = time.perf_counter()
     basis = FourierBasis(run.config.task.p)
     sign = task_sign(run)
+    grid = value_grid(run.task)
     split = run.task.split()
     epochs = run.checkpoint_epochs
 
     final_model = run.model(epochs[-1])
     final_acts = grid_activations(final_model, run.task, split.train)
     W_E = number_embedding(final_model, run.task)
-    found, emb_norms, fit, clusters = final_key_frequencies(basis, W_E, final_acts, sign)
+    found, emb_norms, fit, clusters = final_key_frequencies(basis, W_E, final_acts, sign, grid)
     freqs = found.key
 
     rows = progress_rows(run, epochs[:-1], freqs, sign,  # the last checkpoint's activations are at hand
                          lambda done, total: on_checkpoint(done, len(epochs)) if on_checkpoint else None)
-    rows.append({"epoch": epochs[-1], **progress_row(basis, final_model, W_E, final_acts, freqs, sign)})
+    rows.append({"epoch": epochs[-1], **progress_row(basis, final_model, W_E, final_acts, freqs, sign, grid)})
     if on_checkpoint is not None:
         on_checkpoint(len(rows), len(epochs))
     progress = pd.DataFrame(rows)
@@ -235,12 +254,12 @@ def analyze_modular_run(run: Run, on_checkpoint=None) -> Computed:
     mlp = final_model.final_mlp
     W_L_ = None if mlp is None else circuits.W_L(mlp.W_out.detach(), final_model.unembed.W_U.detach())
     pcs, ratio = circuits.embedding_pca(W_E)
-    arrays = figure_arrays(basis, W_E, final_acts, freqs, clusters, pcs)
+    arrays = figure_arrays(basis, W_E, final_acts, freqs, clusters, pcs, grid)
     examples = arrays.pop("neuron_example_meta")
     coordinates = coordinates_note(run.task, basis, final_model, emb_norms)
     final = final_measures(rows[-1], fit, final_acts, clusters, freqs)
     dyn = dynamics.locate_phases(run.metrics, progress, run.config.train.grok_threshold)
-    v = verdict.decide(final, freqs, basis.p, sign, coordinates.axes)
+    v = verdict.decide(final, freqs, basis.p, sign, coordinates.wave_axes)
     result = ModularAnalysis(
         format=FORMAT, epoch=epochs[-1], sign=sign,
         key_frequencies=freqs, key_frequency_rule=found.rules["combined"], key_frequency_rules=found.rules,
@@ -258,7 +277,7 @@ def analyze_modular_run(run: Run, on_checkpoint=None) -> Computed:
         final=final,
         ablations=None if mlp is None else ablation.run_ablations(
             basis, final_acts.logits, final_acts.labels, final_acts.neurons, W_L_, clusters.frequency,
-            clusters.clustered, freqs),
+            clusters.clustered, freqs, grid),
         verdict=v,
         headline=verdict.headline(v, dyn.grokking_epoch, dyn.phases),
         findings=v.reasons + coordinate_findings(coordinates),

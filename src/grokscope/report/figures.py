@@ -173,8 +173,9 @@ def logit_structure(analysis: ModularAnalysis, arrays: dict, labels: list[str]) 
     key = set(analysis.key_frequencies)
     sign = "+" if analysis.sign > 0 else "-"
     x, y = analysis.axes
+    wx, wy = analysis.wave_axes
     fig = make_subplots(rows=1, cols=2, column_widths=[0.5, 0.5], horizontal_spacing=0.12, subplot_titles=(
-        "norm of the centred logits' 2-D Fourier terms", f"variance explained by cos(w_k({x} {sign} {y} - z))"))
+        "norm of the centred logits' 2-D Fourier terms", f"variance explained by cos(w_k({wx} {sign} {wy} - z))"))
     fig.add_heatmap(z=arrays["logits_spectrum_2d"], x=labels, y=labels, colorscale="Viridis", showscale=False,
                     hovertemplate=f"%{{y}} ({x}) * %{{x}} ({y}): %{{z:.1f}}<extra></extra>", row=1, col=1)
     fig.update_yaxes(autorange="reversed", row=1, col=1)

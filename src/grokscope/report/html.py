@@ -188,7 +188,7 @@ def modular_page(run: Run, analysis: ModularAnalysis, progress: pd.DataFrame) ->
          "The best-explained neuron of each key cluster over the (x, y) grid, next to its approximation from its own "
          "frequency's terms alone: the pictures match.",
          lambda: figures.neuron_examples(analysis, arrays)),
-        (f"The logits are cos(w({x} {sign} {y} − z))",
+        (f"The logits are cos(w({analysis.wave_axes[0]} {sign} {analysis.wave_axes[1]} − z))",
          "Left: the centred logits in the 2-D Fourier basis over (x, y) — only products of the same frequency survive. "
          "Right: the share of the logits' variance each frequency's wave explains.",
          lambda: figures.logit_structure(analysis, arrays, labels)),
