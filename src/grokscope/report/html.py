@@ -166,7 +166,6 @@ def modular_page(run: Run, analysis: ModularAnalysis, progress: pd.DataFrame) ->
     metrics = run.metrics
     labels = list(FourierBasis(run.config.task.p).labels)
     sign = "+" if analysis.sign > 0 else "−"
-    x, y = analysis.axes
     sections: list[registry.Section] = [
         ("Memorisation, then grokking",
          "Train loss collapses within a few hundred epochs while test loss rises: the model memorises. "
