@@ -100,3 +100,22 @@ def test_a_one_axis_phase_diagram_shows_members_ranges_and_how_many_grokked():
     assert sorted(a.text for a in fig.layout.annotations if a.text.endswith("/3 grokked")) == ["0/3 grokked", "2/3 grokked"]
     assert fig.layout.yaxis.type == "log"  # 500 to 12,000: more than 20x
     assert fig.layout.yaxis2.type != "log"
+
+
+def test_listed_points_become_a_categorical_axis_of_the_phase_diagram():
+    """pow_sum's rows are points, crossed with seeds: each member is named by every key a point
+    sets, and the phase diagram draws one category per row with its seeds aggregated."""
+    import pandas as pd
+
+    from grokscope.report.sweep import POINT, phase_diagram, with_point_axis
+    from grokscope.sweeps.spec import SweepSpec
+
+    spec = SweepSpec.from_text('points = [{ "task.a" = 3, "task.b" = 4 }, { "task.a" = 7, "task.b" = 7, "task.p" = 101 }]\n'
+                                    '[set]\n"task.op" = "pow_sum"\n[axes]\n"train.seed" = [0, 1]\n', "test")
+    table = pd.DataFrame([{"task.a": a, "task.b": b, "task.p": p, "train.seed": s, "grokking_epoch": g, "test_acc": 1.0,
+                           "status": "done"} for a, b, p, s, g in [(3, 4, 113, 0, 5000), (3, 4, 113, 1, 7000),
+                                                                   (7, 7, 101, 0, 2000), (7, 7, 101, 1, None)]])
+    named = with_point_axis(table, spec)
+    assert list(named[POINT]) == ["a=3, b=4, p=113"] * 2 + ["a=7, b=7, p=101"] * 2
+    means = phase_diagram(named, [POINT]).data[1]
+    assert list(means.x) == ["a=3, b=4, p=113", "a=7, b=7, p=101"] and list(means.y) == [6000, 2000]

@@ -20,6 +20,15 @@ from grokscope.sweeps.spec import SweepSpec
 from grokscope.sweeps.summary import summary_table
 
 SEED_AXES = {"train.seed", "task.seed"}
+POINT = "point"  # the column naming each member's point, for a sweep of listed points
+
+
+def with_point_axis(table: pd.DataFrame, spec: SweepSpec) -> pd.DataFrame:
+    """The table with a ``point`` column naming each member's point of ``spec.points`` by every
+    key any point sets (``a=7, b=7, p=101``), so that listed points can be a categorical axis."""
+    keys = list(dict.fromkeys(k for point in spec.points for k in point))
+    name = lambda row: ", ".join(f"{k.rsplit('.', 1)[-1]}={row[k]}" for k in keys)  # noqa: E731
+    return table.assign(**{POINT: table.apply(name, axis=1)})
 
 
 def _aggregate(table: pd.DataFrame, axes: list[str], column: str) -> pd.DataFrame:
@@ -121,7 +130,11 @@ def build_sweep_report(out: str | Path) -> Path:
     out = Path(out)
     table = summary_table(out)
     spec_path = out / "sweep.toml"
-    axes = list(SweepSpec.from_toml(spec_path).axes) if spec_path.is_file() else []
+    spec = SweepSpec.from_toml(spec_path) if spec_path.is_file() else None
+    axes = list(spec.axes) if spec else []
+    if spec and spec.points:  # listed points (Table 1's rows) form the first axis
+        table = with_point_axis(table, spec)
+        axes = [POINT] + axes
     grid_axes = [a for a in axes if a not in SEED_AXES][:2] or axes[:1]
     sections = []
     if grid_axes:
