@@ -148,5 +148,21 @@ def test_a_real_x3_plus_y4_run_implements_the_algorithm_on_the_values(tmp_path):
     assert by_method["neurons"] and set(by_method["neurons"]) <= set(document["key_frequencies"])
     assert any("cos(w(x^3+y^4-z))" in line for line in document["findings"])
     assert tuple(document["coordinates"]["wave_axes"]) == ("x^3", "y^4")
+    image = document["coordinates"]["power_images"]
+    assert [i["coordinate"] for i in image] == ["t^4"] and image[0]["size"] == 7  # t^3 is a bijection mod 29
+    assert image[0]["n_keys"] == len(document["key_frequencies"])
     acts = grid_activations(run.model(run.checkpoint_epochs[-1]), run.task, run.task.split().train)
     assert document["final"]["logit_fve"] >= 0.7 > logit_frequency_fit(acts.logits).fve(document["key_frequencies"])
+
+
+def test_which_frequencies_are_a_powers_values():
+    """Known answers: mod 113 the fourth powers are the 28 k with k^28 = 1 (-1 among them); mod 29
+    they are 7 residues without -1, so k counts when -k is one (4^7 = -1 mod 29)."""
+    from grokscope.analysis.value_grid import in_power_image
+
+    fourth = {pow(t, 4, 113) for t in range(1, 113)}
+    size, keys = in_power_image(113, 4, list(range(1, 57)))
+    assert size == 28 == len(fourth) and set(keys) == {k for k in range(1, 57) if k in fourth or 113 - k in fourth}
+    assert in_power_image(113, 4, [2, 8, 14, 5, 3]) == (28, [2, 8, 14])
+    assert in_power_image(29, 4, [1, 4, 6, 9, 2]) == (7, [1, 4, 6, 9])
+    assert in_power_image(113, 3, [5, 7])[0] == 112  # a bijection: every residue is a cube

@@ -28,6 +28,17 @@ class ValueWaves:
 
 
 @dataclass(frozen=True)
+class PowerImage:
+    """Which key frequencies lie in the image of t -> t^e on Z_p^* (non-bijective pow_sum): the
+    subgroup of e-th powers, of size (p - 1) / gcd(e, p - 1)."""
+
+    coordinate: str  # e.g. "t^4"
+    size: int  # elements of the subgroup (28 of 112 for t^4 mod 113)
+    in_image: list[int]  # the key frequencies k with k or -k in the subgroup
+    n_keys: int  # how many key frequencies there are
+
+
+@dataclass(frozen=True)
 class Coordinates:
     """The input coordinates the analysis used, and how sparse W_E is in the Fourier basis over
     them (Gini of its frequency norms; higher = sparser)."""
@@ -39,6 +50,7 @@ class Coordinates:
     sparser: str | None = None  # where W_E is sparser: "u" or "x", or for a non-bijective power "t" or "t^e"
     value_waves: list[ValueWaves] = field(default_factory=list)  # non-bijective pow_sum: over t, then each t^e
     wave_axes: tuple[str, str] = ("x", "y")  # what the logits' waves add: cos(w(x + y - z)), or (x^3, y^4)
+    power_images: list[PowerImage] = field(default_factory=list)  # non-bijective pow_sum: keys among e-th powers
 
 
 @dataclass(frozen=True)

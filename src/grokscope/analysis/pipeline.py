@@ -6,6 +6,7 @@ figures' arrays in ``RUN/analysis.safetensors`` (written by ``analysis/registry.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -16,17 +17,18 @@ from grokscope.analysis import ablation, circuits, dynamics, keys, verdict
 from grokscope.analysis.activations import GridActivations, grid_activations, grid_shape_check, number_embedding
 from grokscope.analysis.fourier import FourierBasis, fourier_2d
 from grokscope.analysis.modular_records import (
-    Coordinates, FinalMeasures, LabelStatistics, ModularAnalysis, NeuronExample, NeuronSummary, ValueWaves,
+    Coordinates, FinalMeasures, LabelStatistics, ModularAnalysis, NeuronExample, NeuronSummary, PowerImage, ValueWaves,
 )
 from grokscope.analysis.frequencies import embedding_frequency_norms, logit_frequency_fit, neuron_clusters
 from grokscope.analysis.progress import (
     excluded_loss, gini, grid_loss, restricted_loss, softmax_collapse_fraction,
 )
 from grokscope.analysis.registry import AnalysisFamily, Computed, register
-from grokscope.analysis.value_grid import ValueGrid, value_grid
+from grokscope.analysis.value_grid import ValueGrid, in_power_image, value_grid
 from grokscope.analysis.value_waves import power_values, select_waves
 from grokscope.errors import GrokscopeError
 from grokscope.runs import Run
+from grokscope.tasks.modular import is_prime
 from grokscope.training.loss import accuracy
 
 FORMAT = "grokscope.analysis/1"
@@ -155,10 +157,11 @@ def figure_arrays(basis: FourierBasis, W_E, acts: GridActivations, freqs: list[i
 VALUE_WAVE_FVE = 0.9  # W_E must be this much a function of a coordinate for its wave count to compare
 
 
-def coordinates_note(task, basis: FourierBasis, model, natural_norms: torch.Tensor) -> Coordinates:
+def coordinates_note(task, basis: FourierBasis, model, natural_norms: torch.Tensor, freqs: list[int]) -> Coordinates:
     """Which coordinates the analysis used, and how sparse W_E is in the Fourier basis over x
     and over the natural coordinate. ``natural_norms``: W_E's frequency norms in the analysis's
-    coordinates, already computed."""
+    coordinates, already computed; ``freqs``: the key frequencies (for a non-bijective power,
+    which of them are its values' own: e-th powers)."""
     c = task.config
     raw = gini(embedding_frequency_norms(basis, model.W_E.detach()[: basis.p]))
     if task.natural_coordinates() is not None:
@@ -182,7 +185,10 @@ def coordinates_note(task, basis: FourierBasis, model, natural_norms: torch.Tens
                              f"not a bijection){over}",
                        embedding_gini_u=None if bijective is None else gini(natural_norms),
                        sparser=min(counted, key=lambda w: w.needed).coordinate if counted else None,
-                       wave_axes=(f"x^{c.a}", f"y^{c.b}"))
+                       wave_axes=(f"x^{c.a}", f"y^{c.b}"),
+                       power_images=[PowerImage(coordinate=f"t^{e}", size=size, in_image=keys, n_keys=len(freqs))
+                                     for e in sorted({c.a, c.b}) if math.gcd(e, c.p - 1) > 1 and is_prime(c.p)
+                                     for size, keys in [in_power_image(c.p, e, freqs)]])
 
 
 def coordinate_findings(note: Coordinates) -> list[str]:
@@ -192,7 +198,10 @@ def coordinate_findings(note: Coordinates) -> list[str]:
         fits = "; ".join(f"over {w.coordinate} ({w.n_values} values; a function of them explains {w.fve:.1%}): "
                          f"{w.needed if w.needed is not None else 'no number of'} frequencies for 90 %"
                          for w in note.value_waves)
-        return [f"note: W_E as least-squares waves (greedy): {fits}; sparser over {note.sparser or 'neither'}"]
+        images = [f"note: {len(i.in_image)} of {i.n_keys} key frequencies k have k or -k in the image of "
+                  f"t -> {i.coordinate} (a subgroup of {i.size} non-zero residues): {i.in_image}"
+                  for i in note.power_images]
+        return [f"note: W_E as least-squares waves (greedy): {fits}; sparser over {note.sparser or 'neither'}"] + images
     if note.axes == ("x", "y"):
         return []
     return [f"note: analysed in the task's natural coordinates {note.basis}; W_E's Fourier norms are "
@@ -256,7 +265,7 @@ def analyze_modular_run(run: Run, on_checkpoint=None) -> Computed:
     pcs, ratio = circuits.embedding_pca(W_E)
     arrays = figure_arrays(basis, W_E, final_acts, freqs, clusters, pcs, grid)
     examples = arrays.pop("neuron_example_meta")
-    coordinates = coordinates_note(run.task, basis, final_model, emb_norms)
+    coordinates = coordinates_note(run.task, basis, final_model, emb_norms, freqs)
     final = final_measures(rows[-1], fit, final_acts, clusters, freqs)
     dyn = dynamics.locate_phases(run.metrics, progress, run.config.train.grok_threshold)
     v = verdict.decide(final, freqs, basis.p, sign, coordinates.wave_axes)

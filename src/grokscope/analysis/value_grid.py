@@ -118,6 +118,14 @@ class ValueGrid:
         return NeuronClusters(frequency=best + 1, fve=fve, threshold=threshold)
 
 
+def in_power_image(p: int, exponent: int, frequencies: list[int]) -> tuple[int, list[int]]:
+    """The size of the image H of t -> t^exponent on Z_p^* (p prime: the subgroup of order
+    (p - 1) / gcd(exponent, p - 1)), and which of ``frequencies`` lie in it. A frequency k names
+    the waves of k and -k alike, so k counts if k or -k is in H (h^size = 1 mod p for h in H)."""
+    size = (p - 1) // math.gcd(exponent, p - 1)
+    return size, [k for k in frequencies if pow(k, size, p) == 1 or pow(p - k, size, p) == 1]
+
+
 def value_grid(task) -> ValueGrid | None:
     """The task's ``ValueGrid`` for pow_sum with a power that is not a bijection mod p (whose
     analysis cannot relabel the inputs); None for every other task."""
