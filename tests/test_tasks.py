@@ -101,3 +101,14 @@ def test_random_labels_are_fixed_by_the_seed_and_spread_over_residues():
     labels = lambda seed: ModularConfig(op="random", p=23, seed=seed).build().dataset().labels  # noqa: E731
     assert torch.equal(labels(0), labels(0)) and not torch.equal(labels(0), labels(1))
     assert len(labels(0).unique()) == 23
+
+
+def test_every_modular_op_names_its_label():
+    """The report's task line: each op of ModularConfig has an expression (a new op must add one)."""
+    import typing
+
+    from grokscope.tasks.modular import ModularConfig, Op
+
+    assert ModularConfig(op="pow_sum", a=3, b=4).expression == "x^3 + y^4"
+    assert ModularConfig(op="sub").expression == "x - y"
+    assert all(ModularConfig(op=op, p=113).expression for op in typing.get_args(Op))

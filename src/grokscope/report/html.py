@@ -61,7 +61,7 @@ def _verdict_html(analysis: ModularAnalysis) -> str:
 def _facts(run: Run, analysis: ModularAnalysis) -> str:
     c = run.config
     rows = [
-        ("task", f"({'x + y' if c.task.op == 'add' else 'x - y' if c.task.op == 'sub' else c.task.op}) mod {c.task.p}, "
+        ("task", f"({c.task.expression}) mod {c.task.p}, "
                  f"{c.task.frac_train:.0%} of pairs for training (split seed {c.task.seed})"),
         ("model", c.model.summary()),
         ("coordinates of the analysis", analysis.coordinates.basis),
@@ -166,6 +166,13 @@ def modular_page(run: Run, analysis: ModularAnalysis, progress: pd.DataFrame) ->
     metrics = run.metrics
     labels = list(FourierBasis(run.config.task.p).labels)
     sign = "+" if analysis.sign > 0 else "−"
+    u, v = analysis.wave_axes
+    # a non-bijective pow_sum: the neurons' terms and the logits' waves run over the values (u, v), not (x, y)
+    over_values = (u, v) not in (("x", "y"), ("u", "v"))
+    neuron_basis = (f"fitted by least squares to the terms of each frequency over the values ({u}, {v})" if over_values
+                    else "written in the 2-D Fourier basis")
+    spectrum = ("(over x and y, not the values the task adds, so it need not be sparse here)" if over_values
+                else "— only products of the same frequency survive")
     sections: list[registry.Section] = [
         ("Memorisation, then grokking",
          "Train loss collapses within a few hundred epochs while test loss rises: the model memorises. "
@@ -180,15 +187,15 @@ def modular_page(run: Run, analysis: ModularAnalysis, progress: pd.DataFrame) ->
          "Norm of W_E along cos and sin of each frequency. A few frequencies (red: the key ones) take over during training.",
          lambda: figures.embedding_norms(analysis, progress)),
         ("Neurons cluster by frequency",
-         "Each MLP neuron's activation over all (x, y) pairs, written in the 2-D Fourier basis: most of its variance "
+         f"Each MLP neuron's activation over all (x, y) pairs, {neuron_basis}: most of its variance "
          "comes from the terms of one frequency. Neurons whose best frequency explains at least 85% form its cluster.",
          lambda: figures.neuron_clusters(analysis)),
         ("What a neuron computes",
          "The best-explained neuron of each key cluster over the (x, y) grid, next to its approximation from its own "
          "frequency's terms alone: the pictures match.",
          lambda: figures.neuron_examples(analysis, arrays)),
-        (f"The logits are cos(w({analysis.wave_axes[0]} {sign} {analysis.wave_axes[1]} − z))",
-         "Left: the centred logits in the 2-D Fourier basis over (x, y) — only products of the same frequency survive. "
+        (f"The logits are cos(w({u} {sign} {v} − z))",
+         f"Left: the centred logits in the 2-D Fourier basis over (x, y) {spectrum}. "
          "Right: the share of the logits' variance each frequency's wave explains.",
          lambda: figures.logit_structure(analysis, arrays, labels)),
         ("The embedding puts each number on circles",

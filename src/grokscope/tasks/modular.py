@@ -54,6 +54,12 @@ class ModularConfig(TaskConfig):
     def n_examples(self) -> int:
         return self.p * (self.p - 1) if self.op == "div" else self.p * self.p
 
+    @property
+    def expression(self) -> str:
+        """The label in words, without the modulus: ``x + y``, ``x^3 + y^4``, ``min(x, y)``."""
+        return {"add": "x + y", "sub": "x - y", "mul": "x * y", "div": "x / y", "pow_sum": f"x^{self.a} + y^{self.b}",
+                "min": "min(x, y)", "max": "max(x, y)", "random": "a random label per pair"}[self.op]
+
     def build(self) -> "ModularTask":
         return ModularTask(self)
 
