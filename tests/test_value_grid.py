@@ -148,21 +148,33 @@ def test_a_real_x3_plus_y4_run_implements_the_algorithm_on_the_values(tmp_path):
     assert by_method["neurons"] and set(by_method["neurons"]) <= set(document["key_frequencies"])
     assert any("cos(w(x^3+y^4-z))" in line for line in document["findings"])
     assert tuple(document["coordinates"]["wave_axes"]) == ("x^3", "y^4")
-    image = document["coordinates"]["power_images"]
-    assert [i["coordinate"] for i in image] == ["t^4"] and image[0]["size"] == 7  # t^3 is a bijection mod 29
-    assert image[0]["n_keys"] == len(document["key_frequencies"])
+    cosets = document["coordinates"]["power_cosets"]
+    assert [c["coordinate"] for c in cosets] == ["t^4"] and cosets[0]["subgroup_size"] == 14  # t^3: a bijection mod 29
+    assert sorted(k for c in cosets[0]["cosets"] for k in c["keys"]) == document["key_frequencies"]
     acts = grid_activations(run.model(run.checkpoint_epochs[-1]), run.task, run.task.split().train)
     assert document["final"]["logit_fve"] >= 0.7 > logit_frequency_fit(acts.logits).fve(document["key_frequencies"])
 
 
-def test_which_frequencies_are_a_powers_values():
-    """Known answers: mod 113 the fourth powers are the 28 k with k^28 = 1 (-1 among them); mod 29
-    they are 7 residues without -1, so k counts when -k is one (4^7 = -1 mod 29)."""
-    from grokscope.analysis.value_grid import in_power_image
+def test_key_frequencies_sorted_into_the_cosets_of_a_powers_values():
+    """Known answers: mod 113 the fourth powers H are 28 residues with -1 among them, so G = H and
+    there are 4 cosets; mod 29 H has 7 residues without -1, so G = ±H has 14 and 2 cosets. Each
+    coset's wave mean is the same for every k in it (checked for each k by brute force)."""
+    from grokscope.analysis.value_grid import power_cosets
 
+    size, cosets = power_cosets(113, 4, [2, 8, 14, 5, 3])
     fourth = {pow(t, 4, 113) for t in range(1, 113)}
-    size, keys = in_power_image(113, 4, list(range(1, 57)))
-    assert size == 28 == len(fourth) and set(keys) == {k for k in range(1, 57) if k in fourth or 113 - k in fourth}
-    assert in_power_image(113, 4, [2, 8, 14, 5, 3]) == (28, [2, 8, 14])
-    assert in_power_image(29, 4, [1, 4, 6, 9, 2]) == (7, [1, 4, 6, 9])
-    assert in_power_image(113, 3, [5, 7])[0] == 112  # a bijection: every residue is a cube
+    assert size == 28 == len(fourth) and len(cosets) == 4
+    by_least = {c.least: c for c in cosets}
+    assert by_least[1].keys == [2, 8, 14] and by_least[5].keys == [5] and by_least[3].keys == [3]
+    assert cosets[0].least == 1 and cosets[0].wave_mean == pytest.approx(30 / 113, abs=1e-3)  # sum: 29.99
+    size, cosets = power_cosets(29, 4, [1, 4, 6, 9, 2])
+    assert size == 14 and [c.keys for c in cosets] == [[1, 4, 6, 9], [2]]
+    for p, e in ((113, 4), (41, 4), (29, 4), (113, 7)):
+        _, cosets = power_cosets(p, e, list(range(1, p)))
+        assert sorted(k for c in cosets for k in c.keys) == list(range(1, p))  # a partition
+        for c in cosets:
+            for k in c.keys[:5]:
+                mean = abs(sum(complex(math.cos(2 * math.pi * k * pow(t, e, p) / p), math.sin(2 * math.pi * k * pow(t, e, p) / p))
+                               for t in range(p))) / p
+                assert mean == pytest.approx(c.wave_mean, abs=1e-9)
+        assert [c.wave_mean for c in cosets] == sorted((c.wave_mean for c in cosets), reverse=True)

@@ -28,14 +28,22 @@ class ValueWaves:
 
 
 @dataclass(frozen=True)
-class PowerImage:
-    """Which key frequencies lie in the image of t -> t^e on Z_p^* (non-bijective pow_sum): the
-    subgroup of e-th powers, of size (p - 1) / gcd(e, p - 1)."""
+class PowerCoset:
+    """One coset k·G of G = ±(image of t -> t^e) in Z_p^* (G's members name the same waves up to
+    a sign), and the key frequencies in it."""
+
+    least: int  # the coset's least residue, its name
+    wave_mean: float  # |sum_t exp(2 pi i k t^e / p)| / p for k in the coset (the same for all of them)
+    keys: list[int]  # the key frequencies in it
+
+
+@dataclass(frozen=True)
+class PowerCosets:
+    """The key frequencies over the cosets of a non-bijective power's values (pow_sum)."""
 
     coordinate: str  # e.g. "t^4"
-    size: int  # elements of the subgroup (28 of 112 for t^4 mod 113)
-    in_image: list[int]  # the key frequencies k with k or -k in the subgroup
-    n_keys: int  # how many key frequencies there are
+    subgroup_size: int  # |G|, G = ±(image of t -> t^e on the non-zero residues): 28 for t^4 mod 113
+    cosets: list[PowerCoset]  # every coset, largest wave mean first
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,7 @@ class Coordinates:
     sparser: str | None = None  # where W_E is sparser: "u" or "x", or for a non-bijective power "t" or "t^e"
     value_waves: list[ValueWaves] = field(default_factory=list)  # non-bijective pow_sum: over t, then each t^e
     wave_axes: tuple[str, str] = ("x", "y")  # what the logits' waves add: cos(w(x + y - z)), or (x^3, y^4)
-    power_images: list[PowerImage] = field(default_factory=list)  # non-bijective pow_sum: keys among e-th powers
+    power_cosets: list[PowerCosets] = field(default_factory=list)  # non-bijective pow_sum: keys by coset of the powers
 
 
 @dataclass(frozen=True)

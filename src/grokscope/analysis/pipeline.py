@@ -17,14 +17,14 @@ from grokscope.analysis import ablation, circuits, dynamics, keys, verdict
 from grokscope.analysis.activations import GridActivations, grid_activations, grid_shape_check, number_embedding
 from grokscope.analysis.fourier import FourierBasis, fourier_2d
 from grokscope.analysis.modular_records import (
-    Coordinates, FinalMeasures, LabelStatistics, ModularAnalysis, NeuronExample, NeuronSummary, PowerImage, ValueWaves,
+    Coordinates, FinalMeasures, LabelStatistics, ModularAnalysis, NeuronExample, NeuronSummary, PowerCosets, ValueWaves,
 )
 from grokscope.analysis.frequencies import embedding_frequency_norms, logit_frequency_fit, neuron_clusters
 from grokscope.analysis.progress import (
     excluded_loss, gini, grid_loss, restricted_loss, softmax_collapse_fraction,
 )
 from grokscope.analysis.registry import AnalysisFamily, Computed, register
-from grokscope.analysis.value_grid import ValueGrid, in_power_image, value_grid
+from grokscope.analysis.value_grid import ValueGrid, power_cosets, value_grid
 from grokscope.analysis.value_waves import power_values, select_waves
 from grokscope.errors import GrokscopeError
 from grokscope.runs import Run
@@ -186,9 +186,9 @@ def coordinates_note(task, basis: FourierBasis, model, natural_norms: torch.Tens
                        embedding_gini_u=None if bijective is None else gini(natural_norms),
                        sparser=min(counted, key=lambda w: w.needed).coordinate if counted else None,
                        wave_axes=(f"x^{c.a}", f"y^{c.b}"),
-                       power_images=[PowerImage(coordinate=f"t^{e}", size=size, in_image=keys, n_keys=len(freqs))
+                       power_cosets=[PowerCosets(coordinate=f"t^{e}", subgroup_size=size, cosets=cosets)
                                      for e in sorted({c.a, c.b}) if math.gcd(e, c.p - 1) > 1 and is_prime(c.p)
-                                     for size, keys in [in_power_image(c.p, e, freqs)]])
+                                     for size, cosets in [power_cosets(c.p, e, freqs)]])
 
 
 def coordinate_findings(note: Coordinates) -> list[str]:
@@ -198,9 +198,10 @@ def coordinate_findings(note: Coordinates) -> list[str]:
         fits = "; ".join(f"over {w.coordinate} ({w.n_values} values; a function of them explains {w.fve:.1%}): "
                          f"{w.needed if w.needed is not None else 'no number of'} frequencies for 90 %"
                          for w in note.value_waves)
-        images = [f"note: {len(i.in_image)} of {i.n_keys} key frequencies k have k or -k in the image of "
-                  f"t -> {i.coordinate} (a subgroup of {i.size} non-zero residues): {i.in_image}"
-                  for i in note.power_images]
+        images = [f"note: key frequencies by coset of ±({i.coordinate}'s values) in the non-zero residues ({len(i.cosets)} "
+                  f"cosets of {i.subgroup_size}; largest mean of the wave exp(2 pi i k {i.coordinate} / p) over t first): "
+                  + "; ".join(f"{c.least}·G (mean {c.wave_mean:.3f}): {c.keys}" for c in i.cosets)
+                  for i in note.power_cosets]
         return [f"note: W_E as least-squares waves (greedy): {fits}; sparser over {note.sparser or 'neither'}"] + images
     if note.axes == ("x", "y"):
         return []

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from grokscope.analysis.frequencies import NeuronClusters
+from grokscope.analysis.modular_records import PowerCoset
 from grokscope.analysis.value_waves import power_values
 
 RANK_TOL = 1e-12  # Gram eigenvalues below this share of the largest are aliases, not new terms
@@ -118,12 +119,26 @@ class ValueGrid:
         return NeuronClusters(frequency=best + 1, fve=fve, threshold=threshold)
 
 
-def in_power_image(p: int, exponent: int, frequencies: list[int]) -> tuple[int, list[int]]:
-    """The size of the image H of t -> t^exponent on Z_p^* (p prime: the subgroup of order
-    (p - 1) / gcd(exponent, p - 1)), and which of ``frequencies`` lie in it. A frequency k names
-    the waves of k and -k alike, so k counts if k or -k is in H (h^size = 1 mod p for h in H)."""
-    size = (p - 1) // math.gcd(exponent, p - 1)
-    return size, [k for k in frequencies if pow(k, size, p) == 1 or pow(p - k, size, p) == 1]
+def power_cosets(p: int, exponent: int, frequencies: list[int]) -> tuple[int, list[PowerCoset]]:
+    """The cosets of G = ±(image of t -> t^exponent) in Z_p^* (p prime), largest wave mean first,
+    with the ``frequencies`` in each; and |G|.
+
+    A frequency k names the waves of k and -k, so the subgroup is taken with -1 in it. Over a
+    coset k·G the waves ``exp(2 pi i k t^e / p)`` are the same up to relabelling t and conjugating,
+    so each coset has one ``wave_mean``, the size of the mean of that wave over the tokens (a
+    Gauss period; 1/p of a quadratic or quartic Gauss sum)."""
+    image = {pow(t, exponent, p) for t in range(1, p)}
+    subgroup = image | {p - h for h in image}  # G = ±H
+    out, seen = [], set()
+    for k in range(1, p):
+        if k in seen:
+            continue
+        coset = {k * g % p for g in subgroup}
+        seen |= coset
+        wave = sum(complex(math.cos(2 * math.pi * k * pow(t, exponent, p) / p), math.sin(2 * math.pi * k * pow(t, exponent, p) / p))
+                   for t in range(p))
+        out.append(PowerCoset(least=min(coset), wave_mean=abs(wave) / p, keys=[f for f in frequencies if f in coset]))
+    return len(subgroup), sorted(out, key=lambda c: (-round(c.wave_mean, 12), c.least))
 
 
 def value_grid(task) -> ValueGrid | None:
