@@ -165,6 +165,8 @@ def test_sweep_cli(spec_file, tmp_path):
     member = docs / "train.seed=1,train.weight_decay=0.3"
     assert {p.name for p in member.iterdir()} == {"config.json", "summary.json", "analysis.json", "metrics.parquet"}
     assert not list(docs.rglob("*.safetensors"))
+    published = (member / "analysis.json").read_text()  # the same document, without indentation
+    assert json.loads(published) == json.loads((out / member.name / "analysis.json").read_text()) and "\n  " not in published
     for name in ("summary.parquet", "train.seed=1,train.weight_decay=0.3/metrics.parquet"):  # re-encoded, not changed
         import pyarrow.parquet as pq
         assert pq.read_table(docs / name).equals(pq.read_table(out / name))

@@ -6,16 +6,18 @@
 and curve without retraining. Parquet files are re-encoded losslessly for the repository
 (zstd, with the floats' bytes split into streams): a 25K-epoch member's metrics take 295 KB
 instead of the 424 KB the training loop writes, so that a whole ``docs/results`` stays small.
+``analysis.json`` is written without indentation (the same document; 30 % smaller).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from grokscope.atomic import atomic_copy, atomic_write
+from grokscope.atomic import atomic_copy, atomic_write, atomic_write_text
 from grokscope.errors import GrokscopeError
 from grokscope.sweeps.summary import summarize
 
@@ -47,6 +49,9 @@ def _copy(source: Path, target: Path) -> list[Path]:
         floats = [f.name for f in table.schema if pa.types.is_floating(f.type)]
         atomic_write(target, lambda tmp: pq.write_table(table, tmp, compression="zstd", compression_level=19,
                                                         use_byte_stream_split=floats or False))
+    elif source.name == "analysis.json":
+        document = json.loads(source.read_text())
+        atomic_write_text(target, json.dumps(document, separators=(",", ":")) + "\n")
     else:
         atomic_copy(source, target)
     return [target]
