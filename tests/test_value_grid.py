@@ -151,6 +151,10 @@ def test_a_real_x3_plus_y4_run_implements_the_algorithm_on_the_values(tmp_path):
     cosets = document["coordinates"]["power_cosets"]
     assert [c["coordinate"] for c in cosets] == ["t^4"] and cosets[0]["subgroup_size"] == 14  # t^3: a bijection mod 29
     assert sorted(k for c in cosets[0]["cosets"] for k in c["keys"]) == document["key_frequencies"]
+    waves = document["coordinates"]["value_waves"]  # W_E as least-squares waves over t, t^3, t^4
+    assert [w["coordinate"] for w in waves] == ["t", "t^3", "t^4"] and [w["n_values"] for w in waves] == [29, 29, 8]
+    assert waves[0]["fve"] == pytest.approx(1.0) and 0.0 <= waves[2]["fve"] <= 1.0
+    assert any("least-squares waves" in line for line in document["findings"])
     acts = grid_activations(run.model(run.checkpoint_epochs[-1]), run.task, run.task.split().train)
     assert document["final"]["logit_fve"] >= 0.7 > logit_frequency_fit(acts.logits).fve(document["key_frequencies"])
 

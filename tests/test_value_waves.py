@@ -1,13 +1,11 @@
 """pow_sum with a power that is not a bijection mod p: W_E fitted by least squares as waves over
-the power's values, on planted embeddings and on a real run."""
+the power's values, on planted embeddings (the real run is tests/test_value_grid.py's)."""
 
 import math
 
 import pytest
 import torch
 
-from grokscope import load_preset, load_run, train_run
-from grokscope.analysis.registry import analyze_run
 from grokscope.analysis.value_waves import power_values, select_waves
 
 
@@ -32,14 +30,3 @@ def test_waves_over_the_token_itself_are_found_in_the_token():
     sel = select_waves(W_E, torch.arange(p), p)
     assert sorted(sel.frequencies[:2]) == [3, 11] and sel.needed == 2
     assert select_waves(W_E, power_values(p, 4), p).fve < 0.5  # not a function of t^4
-
-
-def test_a_real_non_bijective_pow_sum_run_reports_its_value_waves(tmp_path):
-    """(x^2 + y^2) mod 31: squares take 16 values; the analysis reports the fits over t and t^2."""
-    train_run(load_preset("quick", ["task.op=pow_sum", "task.a=2", "task.b=2", "train.epochs=300"]), tmp_path / "r")
-    document = analyze_run(load_run(tmp_path / "r"))
-    waves = document["coordinates"]["value_waves"]
-    assert [w["coordinate"] for w in waves] == ["t", "t^2"] and [w["n_values"] for w in waves] == [31, 16]
-    assert waves[0]["fve"] == pytest.approx(1.0) and 0.0 <= waves[1]["fve"] <= 1.0
-    assert document["coordinates"]["sparser"] in ("t", "t^2", None)
-    assert any("least-squares waves" in line for line in document["findings"])
