@@ -18,6 +18,7 @@ for every (u, v), so their fit is the projection of ``frequencies.logit_frequenc
 
 from __future__ import annotations
 
+import cmath
 import math
 from dataclasses import dataclass
 
@@ -136,8 +137,7 @@ def power_cosets(p: int, exponent: int, frequencies: list[int]) -> tuple[int, li
             continue
         coset = {k * g % p for g in subgroup}
         seen |= coset
-        wave = sum(complex(math.cos(2 * math.pi * k * pow(t, exponent, p) / p), math.sin(2 * math.pi * k * pow(t, exponent, p) / p))
-                   for t in range(p))
+        wave = sum(cmath.exp(2j * math.pi * k * pow(t, exponent, p) / p) for t in range(p))
         out.append(PowerCoset(least=min(coset), wave_mean=abs(wave) / p, keys=[f for f in frequencies if f in coset]))
     return len(subgroup), sorted(out, key=lambda c: (-round(c.wave_mean, 12), c.least))
 
