@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from grokscope.analysis.ablation import run_ablations
-from grokscope.analysis.circuits import restrict_neurons, single_frequency_neurons, frequency_terms_mask
-from grokscope.analysis.fourier import FourierBasis, fourier_2d
+from grokscope.analysis.fourier import FourierBasis
 from grokscope.analysis.frequencies import frequency_variance_shares, logit_frequency_fit
+from grokscope.analysis.grid_terms import FourierTerms
 from grokscope.analysis.progress import excluded_logits, grid_loss, restricted_logits, xy_waves
 from grokscope.analysis.value_grid import ValueGrid, orthonormal_span
 from grokscope.analysis.value_waves import power_values
@@ -23,18 +23,31 @@ def identity_grid(p: int = P) -> ValueGrid:
 
 
 def test_with_u_x_and_v_y_it_is_the_2d_fourier_basis():
-    """Shares, restriction, single-frequency approximation and removal of a frequency: the
-    least-squares versions equal FourierBasis's on a random grid."""
+    """Both GridTerms give the same numbers where u = x and v = y: shares and clusters,
+    restriction, single-frequency approximation and removal of a frequency, on a random grid."""
     torch.manual_seed(0)
-    basis, grid = FourierBasis(P), identity_grid()
+    basis, grid, fourier = FourierBasis(P), identity_grid(), FourierTerms(FourierBasis(P))
     neurons = torch.randn(P, P, 7, dtype=torch.float64)
     assert torch.allclose(grid.shares(neurons), frequency_variance_shares(basis, neurons), atol=1e-10)
-    assert torch.allclose(grid.restrict(neurons, [3, 11]), restrict_neurons(basis, neurons, [3, 11]), atol=1e-10)
+    a, b = grid.neuron_clusters(neurons, 0.85), fourier.neuron_clusters(neurons, 0.85)
+    assert torch.equal(a.frequency, b.frequency) and torch.allclose(a.fve, b.fve, atol=1e-10)
+    assert torch.allclose(grid.restrict(neurons, [3, 11]), fourier.restrict(neurons, [3, 11]), atol=1e-10)
     freq = torch.tensor([1, 3, 3, 14, 5, 1, 2])
-    assert torch.allclose(grid.single_frequency(neurons, freq), single_frequency_neurons(basis, neurons, freq), atol=1e-10)
-    keep = ~frequency_terms_mask(basis, [4], keep_const=False)
-    removed = basis.inverse(basis.inverse(fourier_2d(basis, neurons) * keep[..., None], dim=0), dim=1)
-    assert torch.allclose(grid.without(neurons, 4), removed, atol=1e-10)
+    assert torch.allclose(grid.single_frequency(neurons, freq), fourier.single_frequency(neurons, freq), atol=1e-10)
+    assert torch.allclose(grid.without(neurons, 4), fourier.without(neurons, 4), atol=1e-10)
+    assert fourier.phase() is None
+
+
+def test_removing_a_frequency_leaves_none_of_it_and_all_the_rest():
+    """FourierTerms.without on a planted sum of frequencies 4 and 9 plus a constant: frequency 4's
+    terms go, the constant and frequency 9 stay, for a grid of any trailing shape."""
+    fourier, r = FourierTerms(FourierBasis(P)), torch.arange(P).double()
+    w = lambda k: 2 * math.pi * k / P  # noqa: E731
+    nine = torch.cos(w(9) * r)[:, None] * torch.sin(w(9) * r)[None, :]
+    planted = 3.0 + torch.cos(w(4) * r)[:, None] + torch.sin(w(4) * (r[:, None] + r[None, :])) + nine  # [x, y]
+    assert torch.allclose(fourier.without(planted, 4), 3.0 + nine, atol=1e-10)
+    stacked = torch.stack([planted, 2 * planted], -1)[..., None]  # [x, y, 2, 1]
+    assert torch.allclose(fourier.without(stacked, 4)[..., 1, 0], 2 * (3.0 + nine), atol=1e-10)
 
 
 @pytest.mark.parametrize("sign", [1, -1])
@@ -123,7 +136,7 @@ def test_ablations_over_the_values_use_the_value_terms():
     W_L_ = torch.ones(1, P, dtype=torch.float64)
     logits = 6.0 * torch.cos(w * (grid.phase()[..., None] - z))  # [x, y, z], not via the neuron: only the edit moves
     labels = (grid.u[:, None] + grid.v[None, :]) % P
-    result = run_ablations(FourierBasis(P), logits, labels, neurons, W_L_, torch.tensor([5]), torch.tensor([True]), [5], grid)
+    result = run_ablations(grid, logits, labels, neurons, W_L_, torch.tensor([5]), torch.tensor([True]), [5])
     edited = grid.without(neurons, 5)
     assert result.frequency_directions[5] == pytest.approx(grid_loss(logits + (edited - neurons) @ W_L_, labels))
     assert result.single_frequency_approximation == pytest.approx(result.base_loss)

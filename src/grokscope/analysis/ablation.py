@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from grokscope.analysis.circuits import frequency_terms_mask, single_frequency_neurons
-from grokscope.analysis.fourier import FourierBasis, fourier_2d
+from grokscope.analysis.grid_terms import GridTerms
 from grokscope.analysis.modular_records import AblationResults
 from grokscope.analysis.progress import grid_loss
-from grokscope.analysis.value_grid import ValueGrid
 
 
 def edited_logits(logits: torch.Tensor, neurons: torch.Tensor, edited: torch.Tensor, W_L_: torch.Tensor) -> torch.Tensor:
@@ -38,10 +36,10 @@ def neuron_importance(logits, labels, neurons, W_L_, chunk: int = 64) -> torch.T
     return torch.cat(out)
 
 
-def run_ablations(basis: FourierBasis, logits, labels, neurons, W_L_, frequency_of_neuron, clustered,
-                  key_frequencies: list[int], grid: ValueGrid | None = None) -> AblationResults:
+def run_ablations(terms: GridTerms, logits, labels, neurons, W_L_, frequency_of_neuron, clustered,
+                  key_frequencies: list[int]) -> AblationResults:
     """Every ablation of ``AblationResults`` for one model's grid activations (a frequency's
-    terms over the values the task adds, where ``grid`` is given)."""
+    terms as ``terms`` defines them)."""
     base = grid_loss(logits, labels)
     importance = neuron_importance(logits, labels, neurons, W_L_)
     order = importance.argsort(descending=True)
@@ -57,18 +55,9 @@ def run_ablations(basis: FourierBasis, logits, labels, neurons, W_L_, frequency_
     top_k = [(k, mean_ablated(order[:k])) for k in ks]
     clusters = {k: mean_ablated(torch.nonzero(clustered & (frequency_of_neuron == k))[:, 0]) for k in key_frequencies}
 
-    coefficients = fourier_2d(basis, neurons) if grid is None else None
-    directions = {}
-    for k in key_frequencies:
-        if grid is None:
-            keep = ~frequency_terms_mask(basis, [k], keep_const=False)
-            edited = basis.inverse(basis.inverse(coefficients * keep[..., None], dim=0), dim=1)
-        else:
-            edited = grid.without(neurons, k)
-        directions[k] = grid_loss(edited_logits(logits, neurons, edited, W_L_), labels)
-
-    approx = single_frequency_neurons(basis, neurons, frequency_of_neuron) if grid is None \
-        else grid.single_frequency(neurons, frequency_of_neuron)
+    directions = {k: grid_loss(edited_logits(logits, neurons, terms.without(neurons, k), W_L_), labels)
+                  for k in key_frequencies}
+    approx = terms.single_frequency(neurons, frequency_of_neuron)
     clustered_approx = torch.where(clustered, approx, neurons)
     return AblationResults(
         mode="mean",

@@ -19,12 +19,13 @@ from grokscope.analysis.fourier import FourierBasis, fourier_2d
 from grokscope.analysis.modular_records import (
     Coordinates, FinalMeasures, LabelStatistics, ModularAnalysis, NeuronExample, NeuronSummary, PowerCosets, ValueWaves,
 )
-from grokscope.analysis.frequencies import embedding_frequency_norms, logit_frequency_fit, neuron_clusters
+from grokscope.analysis.frequencies import embedding_frequency_norms, logit_frequency_fit
 from grokscope.analysis.progress import (
     excluded_loss, gini, grid_loss, restricted_loss, softmax_collapse_fraction,
 )
 from grokscope.analysis.registry import AnalysisFamily, Computed, register
-from grokscope.analysis.value_grid import ValueGrid, power_cosets, value_grid
+from grokscope.analysis.grid_terms import GridTerms, grid_terms
+from grokscope.analysis.value_grid import power_cosets, value_grid
 from grokscope.analysis.value_waves import power_values, select_waves
 from grokscope.errors import GrokscopeError
 from grokscope.runs import Run
@@ -52,23 +53,21 @@ def weight_norms(model) -> dict[str, float]:
     return out
 
 
-def neuron_restricted_losses(basis, acts: GridActivations, model, freqs: list[int],
-                             grid: ValueGrid | None = None) -> tuple[float, float]:
-    """Train and test loss with every neuron restricted to the key frequencies' 2-D terms (over
-    the values the task adds, where ``grid`` is given)."""
+def neuron_restricted_losses(terms: GridTerms, acts: GridActivations, model, freqs: list[int]) -> tuple[float, float]:
+    """Train and test loss with every neuron restricted to the key frequencies' 2-D terms."""
     mlp, unembed = model.final_mlp, model.unembed
-    restricted = circuits.restrict_neurons(basis, acts.neurons, freqs) if grid is None else grid.restrict(acts.neurons, freqs)
+    restricted = terms.restrict(acts.neurons, freqs)
     logits = circuits.logits_from_neurons(acts.resid_mid, restricted, mlp.W_out.detach(), mlp.b_out.detach(),
                                           unembed.W_U.detach(), unembed.b_U.detach())
     return grid_loss(logits, acts.labels, acts.train_mask), grid_loss(logits, acts.labels, ~acts.train_mask)
 
 
-def progress_row(basis: FourierBasis, model, W_E, acts: GridActivations, freqs: list[int], sign: int,
-                 grid: ValueGrid | None = None) -> dict[str, float]:
+def progress_row(basis: FourierBasis, terms: GridTerms, model, W_E, acts: GridActivations, freqs: list[int],
+                 sign: int) -> dict[str, float]:
     """Every progress measure of one checkpoint (W_E: the numbers' rows in the natural order;
-    ``grid``: the values a non-bijective pow_sum adds, which the waves then run over)."""
+    ``terms``: the grid's frequency terms and the waves' argument)."""
     logits, labels, train = acts.logits, acts.labels, acts.train_mask
-    phase = None if grid is None else grid.phase()
+    phase = terms.phase()
     embed_norms = embedding_frequency_norms(basis, W_E)
     row = {
         "train_loss": grid_loss(logits, labels, train), "test_loss": grid_loss(logits, labels, ~train),
@@ -86,7 +85,7 @@ def progress_row(basis: FourierBasis, model, W_E, acts: GridActivations, freqs: 
         row[f"embed_norm_k{k}"] = float(embed_norms[k - 1])
     if acts.neurons is not None:
         row["restricted_neuron_loss_train"], row["restricted_neuron_loss_test"] = \
-            neuron_restricted_losses(basis, acts, model, freqs, grid)
+            neuron_restricted_losses(terms, acts, model, freqs)
     return row
 
 
@@ -96,34 +95,33 @@ def progress_rows(run: Run, epochs: list[int], freqs: list[int], sign: int, on_c
     One process: two worker processes measured slower on this 2-core machine (0.33-0.9x,
     ``benchmarks/bench_analysis.py``); the work is memory-bound.
     """
-    basis, split, grid = FourierBasis(run.config.task.p), run.task.split(), value_grid(run.task)
+    basis, terms, split = FourierBasis(run.config.task.p), grid_terms(run.task), run.task.split()
     rows: list[dict] = []
     for epoch in epochs:
         model = run.model(epoch)
         acts = grid_activations(model, run.task, split.train)
-        rows.append({"epoch": epoch, **progress_row(basis, model, number_embedding(model, run.task), acts, freqs, sign, grid)})
+        rows.append({"epoch": epoch, **progress_row(basis, terms, model, number_embedding(model, run.task), acts, freqs, sign)})
         if on_checkpoint is not None:
             on_checkpoint(len(rows), len(epochs))
     return rows
 
 
-def final_key_frequencies(basis: FourierBasis, W_E, acts: GridActivations, sign: int, grid: ValueGrid | None = None):
-    """Key frequencies of the final model by every available method, and the combined set (with
-    ``grid``: the logits' waves and the neurons' terms over the values the task adds)."""
+def final_key_frequencies(basis: FourierBasis, terms: GridTerms, W_E, acts: GridActivations, sign: int):
+    """Key frequencies of the final model by every available method, and the combined set (the
+    logits' waves and the neurons' terms as ``terms`` defines them)."""
     emb = embedding_frequency_norms(basis, W_E)
-    fit = logit_frequency_fit(acts.logits, sign, None if grid is None else grid.phase())
+    fit = logit_frequency_fit(acts.logits, sign, terms.phase())
     by_method = {"embedding": keys.embedding_keys(emb), "logits": keys.logit_keys(fit)}
     clusters = None
     if acts.neurons is not None:
-        clusters = neuron_clusters(basis, acts.neurons, CLUSTER_THRESHOLD) if grid is None \
-            else grid.neuron_clusters(acts.neurons, CLUSTER_THRESHOLD)
+        clusters = terms.neuron_clusters(acts.neurons, CLUSTER_THRESHOLD)
         by_method = {"embedding": by_method["embedding"], "neurons": keys.neuron_keys(clusters),
                      "logits": by_method["logits"]}
     return keys.combine_key_frequencies(by_method), emb, fit, clusters
 
 
-def figure_arrays(basis: FourierBasis, W_E, acts: GridActivations, freqs: list[int], clusters, pcs,
-                  grid: ValueGrid | None = None) -> dict:
+def figure_arrays(basis: FourierBasis, terms: GridTerms, W_E, acts: GridActivations, freqs: list[int], clusters,
+                  pcs) -> dict:
     """Grids the report draws (no maths left for it): example neurons and their single-frequency
     approximations, the logits' 2-D spectrum, the embedding circles, attention over the grid."""
     p = basis.p
@@ -146,8 +144,7 @@ def figure_arrays(basis: FourierBasis, W_E, acts: GridActivations, freqs: list[i
                 ids.append(int(members[clusters.fve[members].argmax()]))
         if ids:
             index = torch.tensor(ids)
-            approx = circuits.single_frequency_neurons(basis, acts.neurons[..., index], clusters.frequency[index]) \
-                if grid is None else grid.single_frequency(acts.neurons[..., index], clusters.frequency[index])
+            approx = terms.single_frequency(acts.neurons[..., index], clusters.frequency[index])
             arrays["neuron_examples"] = acts.neurons[..., index].permute(2, 0, 1).float()  # [example, x, y]
             arrays["neuron_examples_approx"] = approx.permute(2, 0, 1).float()
             meta = [NeuronExample(neuron=i, frequency=int(clusters.frequency[i]), fve=float(clusters.fve[i])) for i in ids]
@@ -244,19 +241,19 @@ def analyze_modular_run(run: Run, on_checkpoint=None) -> Computed:
     t0 = time.perf_counter()
     basis = FourierBasis(run.config.task.p)
     sign = task_sign(run)
-    grid = value_grid(run.task)
+    terms = grid_terms(run.task)
     split = run.task.split()
     epochs = run.checkpoint_epochs
 
     final_model = run.model(epochs[-1])
     final_acts = grid_activations(final_model, run.task, split.train)
     W_E = number_embedding(final_model, run.task)
-    found, emb_norms, fit, clusters = final_key_frequencies(basis, W_E, final_acts, sign, grid)
+    found, emb_norms, fit, clusters = final_key_frequencies(basis, terms, W_E, final_acts, sign)
     freqs = found.key
 
     rows = progress_rows(run, epochs[:-1], freqs, sign,  # the last checkpoint's activations are at hand
                          lambda done, total: on_checkpoint(done, len(epochs)) if on_checkpoint else None)
-    rows.append({"epoch": epochs[-1], **progress_row(basis, final_model, W_E, final_acts, freqs, sign, grid)})
+    rows.append({"epoch": epochs[-1], **progress_row(basis, terms, final_model, W_E, final_acts, freqs, sign)})
     if on_checkpoint is not None:
         on_checkpoint(len(rows), len(epochs))
     progress = pd.DataFrame(rows)
@@ -264,7 +261,7 @@ def analyze_modular_run(run: Run, on_checkpoint=None) -> Computed:
     mlp = final_model.final_mlp
     W_L_ = None if mlp is None else circuits.W_L(mlp.W_out.detach(), final_model.unembed.W_U.detach())
     pcs, ratio = circuits.embedding_pca(W_E)
-    arrays = figure_arrays(basis, W_E, final_acts, freqs, clusters, pcs, grid)
+    arrays = figure_arrays(basis, terms, W_E, final_acts, freqs, clusters, pcs)
     examples = arrays.pop("neuron_example_meta")
     coordinates = coordinates_note(run.task, basis, final_model, emb_norms, freqs)
     final = final_measures(rows[-1], fit, final_acts, clusters, freqs)
@@ -286,8 +283,8 @@ def analyze_modular_run(run: Run, on_checkpoint=None) -> Computed:
         grokking_epoch=dyn.grokking_epoch, phases=dyn.phases, phase_rules=dyn.rules,
         final=final,
         ablations=None if mlp is None else ablation.run_ablations(
-            basis, final_acts.logits, final_acts.labels, final_acts.neurons, W_L_, clusters.frequency,
-            clusters.clustered, freqs, grid),
+            terms, final_acts.logits, final_acts.labels, final_acts.neurons, W_L_, clusters.frequency,
+            clusters.clustered, freqs),
         verdict=v,
         headline=verdict.headline(v, dyn.grokking_epoch, dyn.phases),
         findings=v.reasons + coordinate_findings(coordinates),
