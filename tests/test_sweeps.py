@@ -1,4 +1,5 @@
 import json
+import re
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ from typer.testing import CliRunner
 
 from grokscope.cli import app
 from grokscope.sweeps import SweepSpec, run_local, summarize
+from grokscope.sweeps.local import bisection_ahead
 
 SPEC = """
 preset = "quick"
@@ -198,22 +200,35 @@ def test_ray_backend_gives_the_local_summary(spec_file, tmp_path):
     pd.testing.assert_frame_equal(a, b)
 
 
+def test_bisection_ahead_lists_the_next_rounds_midpoints_breadth_first():
+    assert bisection_ahead(200, 4000, 1) == [2100]
+    assert bisection_ahead(200, 4000, 3) == [2100, 1150, 3050, 675, 1625, 2575, 3525]
+    assert bisection_ahead(10, 13, 3) == [11, 12]  # a bracket of width 1 is not split
+
+
 def test_bisection_brackets_the_epochs_needed_to_grok(tmp_path):
     """Bisect train.epochs for the quick run (it groks at ~1,730 epochs): each round's outcome
-    moves one end; a re-run trains nothing new."""
+    moves one end. With 2 workers the next round's lower candidate trains beside each midpoint
+    (1,150 beside 2,100), with the same rounds as one worker; one that the bracket leaves behind
+    is stopped unfinished (675, started in round 2 beside 1,150, which fails). A re-run on one
+    worker trains nothing new."""
     path = tmp_path / "bisect.toml"
     path.write_text('preset = "quick"\n[bisect]\nkey = "train.epochs"\nlow = 200\nhigh = 4000\nrounds = 3\n')
     runner = CliRunner()
     out = tmp_path / "b"
-    result = runner.invoke(app, ["sweep", str(path), "--out", str(out)])
+    result = runner.invoke(app, ["sweep", str(path), "--out", str(out), "--workers", "2"])
     assert result.exit_code == 0, result.output
     b = json.loads((out / "bisection.json").read_text())
     assert [r["value"] for r in b["rounds"]] == [2100, 1150, 1625]
     assert [r["grokked"] for r in b["rounds"]] == [True, False, False]
     assert (b["not_grokked_at"], b["grokked_at"]) == (1625, 2100)
     assert "grokked at 2100, not at 1625" in result.stdout
+    stopped = re.findall(r"train\.epochs=\d+", result.stdout.split("resumable):", 1)[1].split("bisection of", 1)[0])
+    assert stopped == ["train.epochs=675"] and not (out / "train.epochs=3050").exists()
+    assert not any((out / name / "summary.json").exists() for name in stopped)
     stamp = os.path.getmtime(out / "train.epochs=1150" / "summary.json")
-    assert runner.invoke(app, ["sweep", str(path), "--out", str(out)]).exit_code == 0
+    again = runner.invoke(app, ["sweep", str(path), "--out", str(out), "--workers", "1"])
+    assert again.exit_code == 0 and "grokked at 2100, not at 1625" in again.stdout
     assert os.path.getmtime(out / "train.epochs=1150" / "summary.json") == stamp
     path.write_text('preset = "quick"\n[bisect]\nkey = "train.epochs"\nlow = 200\nhigh = 100\nrounds = 3\n')
     result = runner.invoke(app, ["sweep", str(path), "--out", str(tmp_path / "c")])

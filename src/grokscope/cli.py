@@ -297,7 +297,8 @@ def sweep_run(
     out: Path = typer.Option(..., "--out", "-o", help="Sweep directory: one run directory per member."),
     backend: str = typer.Option("local", help="local (a process per core) or ray."),
     address: Optional[str] = typer.Option(None, help="Ray cluster address [default: start a local Ray instance]."),
-    workers: Optional[int] = typer.Option(None, help="Processes (local) or CPUs (local Ray) [default: one per core]."),
+    workers: Optional[int] = typer.Option(None, min=1, help="Processes (local) or CPUs (local Ray) [default: one per core; a "
+                                                 "bisection: 1, and with more the next rounds' candidates train alongside]."),
     device: Optional[str] = typer.Option(None, "--device", help="train.device of every member (auto, cpu, cuda, cuda:N, mps)."),
     log: List[str] = typer.Option([], "--log", help="Every member also streams to: tensorboard (MEMBER/tensorboard), wandb (one group per sweep)."),
     batch: Optional[bool] = typer.Option(None, "--batch/--no-batch", help="Train members that share shapes as ensembles "
@@ -334,8 +335,9 @@ def sweep_run(
         bar = progress.add_task("sweep", total=len(members))
         advance = lambda m, err: progress.advance(bar)  # noqa: E731
         if sweep.bisect is not None:
-            failures = run_bisection(sweep, out, on_member=advance)
-            members = [p for p in out.iterdir() if (p / "config.json").is_file()]
+            failures, stopped = run_bisection(sweep, out, workers or 1, on_member=advance)
+            members = [p for p in out.iterdir() if (p / "config.json").is_file() and (p / "summary.json").is_file()
+                       or p.name in failures]
         elif backend == "local":
             failures = run_local(sweep, out, workers, on_member=advance, batch=batch, batch_size=batch_size)
         else:
@@ -347,6 +349,9 @@ def sweep_run(
     for name, error in failures.items():
         err_console.print(f"failed: {name}: {error.splitlines()[0]}", highlight=False)
     if sweep.bisect is not None:
+        if stopped:
+            console.print(f"stopped unfinished (speculative, not needed; resumable): "
+                          f"{', '.join(sweep.member_at(v).name for v in stopped)}", highlight=False)
         result = json.loads((out / "bisection.json").read_text())
         console.print(f"bisection of {result['key']}: grokked at {result['grokked_at']}, "
                       f"not at {result['not_grokked_at']} ({out / 'bisection.json'})", highlight=False)

@@ -113,34 +113,109 @@ def record_batch(batch: list[Member], errors: dict[str, str | None], failures: d
         record(member, error, failures, on_member)
 
 
-def run_bisection(spec: SweepSpec, out: str | Path,
-                  on_member: Callable[[Member, str | None], None] | None = None) -> dict[str, str]:
-    """Bisect ``spec.bisect["key"]`` between low and high: each round trains the midpoint (in this
-    process: rounds depend on each other) and keeps the half whose ends differ in outcome
-    (grokked or not). Finished members are reused, so a re-run repeats no training. Writes
-    ``DIR/bisection.json`` with every round and the final bracket."""
+def bisection_ahead(low: int, high: int, rounds: int) -> list[int]:
+    """The midpoints that the next ``rounds`` rounds of bisecting (low, high) may train, breadth
+    first: this round's, then the next round's two candidates (lower half first), and so on."""
+    level, points = [(low, high)], []
+    for _ in range(rounds):
+        below = []
+        for lo, hi in level:
+            if hi - lo > 1:
+                mid = (lo + hi) // 2
+                points.append(mid)
+                below += [(lo, mid), (mid, hi)]
+        level = below
+    return points
+
+
+def _train_in_process(config_dict: dict, out: str, conn) -> None:
+    """A speculative bisection member's process: train it and send back its error (or None)."""
+    conn.send(run_member(config_dict, out))
+    conn.close()
+
+
+class SpeculativeMembers:
+    """Bisection members training in their own processes, at most ``workers`` at a time, so that
+    the next rounds' candidates train while this round's midpoint does."""
+
+    def __init__(self, spec: SweepSpec, out: Path, workers: int):
+        self.spec, self.out, self.workers = spec, out, workers
+        self.context = multiprocessing.get_context("spawn")
+        self.running: dict[int, tuple] = {}  # value -> (process, receiving end of its pipe)
+        self.stopped: list[int] = []
+
+    def keep(self, candidates: list[int]) -> None:
+        """Stop every running member not among ``candidates`` (no round can need it now: its
+        directory stays resumable), then start the first ``workers`` candidates not running."""
+        for value in [v for v in self.running if v not in candidates]:
+            process, _ = self.running.pop(value)
+            process.terminate()
+            process.join()
+            self.stopped.append(value)
+        for value in candidates[: self.workers]:
+            if value not in self.running:
+                receive, send = self.context.Pipe(duplex=False)
+                member = self.spec.member_at(value)
+                process = self.context.Process(target=_train_in_process,
+                                               args=(member.config.to_dict(), str(self.out / member.name), send))
+                process.start()
+                send.close()
+                self.running[value] = (process, receive)
+
+    def result(self, value: int) -> str | None:
+        """Wait for the member at ``value`` (started by ``keep``): its error, or None."""
+        process, receive = self.running.pop(value)
+        try:
+            error = receive.recv()
+        except EOFError:  # the process died without a word (killed, out of memory)
+            error = None
+        process.join()
+        return error if process.exitcode == 0 else error or f"the member's process ended with exit code {process.exitcode}"
+
+
+def run_bisection(spec: SweepSpec, out: str | Path, workers: int = 1,
+                  on_member: Callable[[Member, str | None], None] | None = None) -> tuple[dict[str, str], list[int]]:
+    """Bisect ``spec.bisect["key"]`` between low and high: each round trains the midpoint and
+    keeps the half whose ends differ in outcome (grokked or not). Finished members are reused, so
+    a re-run repeats no training. Writes ``DIR/bisection.json`` with every round and the final
+    bracket. Returns the failures and the values of speculative members stopped unfinished.
+
+    With one worker each round trains in this process. With ``workers`` > 1 the members that the
+    next rounds may need (``bisection_ahead``) train beside the midpoint, one process each
+    (with 3 workers: both of the next round's candidates, so every round after the first waits
+    only for its own midpoint's remaining epochs); the rounds, their points and outcomes are the
+    same as with one worker. A speculative member that the bracket has left behind is stopped."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     b = spec.bisect
     low, high = b["low"], b["high"]
     rounds, failures = [], {}
-    for _ in range(b["rounds"]):
-        if high - low <= 1:
-            break
-        mid = (low + high) // 2
-        member = spec.member_at(mid)
-        error = run_member(member.config.to_dict(), str(out / member.name))
-        record(member, error, failures, on_member)
-        if error is not None:
-            break
-        grokked = json.loads((out / member.name / "summary.json").read_text())["grokking_epoch"] is not None
-        rounds.append({"value": mid, "grokked": grokked})
-        low, high = (low, mid) if grokked else (mid, high)
+    ahead = SpeculativeMembers(spec, out, workers) if workers > 1 else None
+    try:
+        for done in range(b["rounds"]):
+            if high - low <= 1:
+                break
+            mid = (low + high) // 2
+            member = spec.member_at(mid)
+            if ahead is None:
+                error = run_member(member.config.to_dict(), str(out / member.name))
+            else:
+                ahead.keep(bisection_ahead(low, high, b["rounds"] - done))
+                error = ahead.result(mid)
+            record(member, error, failures, on_member)
+            if error is not None:
+                break
+            grokked = json.loads((out / member.name / "summary.json").read_text())["grokking_epoch"] is not None
+            rounds.append({"value": mid, "grokked": grokked})
+            low, high = (low, mid) if grokked else (mid, high)
+    finally:
+        if ahead is not None:
+            ahead.keep([])
     result = {"key": b["key"], "rounds": rounds, "not_grokked_at": low, "grokked_at": high,
               "rule": "low is assumed not to grok and high to grok; each round's midpoint replaces the end with its outcome"}
     atomic_write_text(out / "bisection.json", json.dumps(result, indent=2) + "\n")
     write_failures(out, failures)
-    return failures
+    return failures, [] if ahead is None else ahead.stopped
 
 
 def write_failures(out: Path, failures: dict[str, str]) -> None:
