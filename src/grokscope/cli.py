@@ -14,6 +14,7 @@ from typing import Callable, List, Optional, Sequence
 import typer
 from typer.core import TyperGroup
 from rich.console import Console
+from rich.table import Table
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from grokscope.atomic import atomic_write_text
@@ -369,6 +370,35 @@ def sweep_summary(out: Path = typer.Argument(..., help="A sweep directory.")) ->
                if c in table.columns]
     console.print(table[columns].to_string(index=False), highlight=False, soft_wrap=True)
     console.print(f"wrote {out / 'summary.parquet'} and {out / 'summary.csv'}", highlight=False)
+
+
+@sweep_app.command("compare")
+@user_errors
+def sweep_compare(
+    out: Path = typer.Argument(..., help="A sweep directory or a published results folder (with summary.parquet)."),
+    by: List[str] = typer.Option(..., "--by", help="A key whose values make the groups (repeat: task.a --by task.b)."),
+    metric: str = typer.Option("grokking_epoch", help="A summary column; for an *epoch column a member without "
+                               "a value (not reached in its budget) ranks above every value."),
+    drop: List[str] = typer.Option([], "--drop", help="Leave out a group, as KEY=VALUE,... of the --by keys (repeat)."),
+    permutations: int = typer.Option(100_000, min=100, help="Shuffles for the p-value."),
+    seed: int = typer.Option(0, help="Seed of the shuffles."),
+) -> None:
+    """Does METRIC differ between the groups beyond the spread within them? Kruskal-Wallis H, p by permutation."""
+    from grokscope.sweeps.compare import compare_groups, parse_drop, sweep_groups
+
+    groups, left_out = sweep_groups(out, list(by), metric, [parse_drop(d, list(by)) for d in drop])
+    result = compare_groups(groups, metric, list(by), left_out, permutations, seed)
+    table = Table(*by, "members", f"{metric} (sorted; - not reached)", "median")
+    for g in result.groups:
+        median = g.median()
+        table.add_row(*(str(g.group[k]) for k in by), str(len(g.values)),
+                      " / ".join("-" if v is None else f"{v:,.6g}" for v in g.sorted_values()),
+                      "-" if median is None else f"{median:,.6g}")
+    console.print(table)
+    if result.left_out.describe():
+        console.print(f"members left out: {result.left_out.describe()}", highlight=False)
+    console.print(f"Kruskal-Wallis H = {result.statistic:.3f} over {len(result.groups)} groups; p = {result.p_value:.3g} "
+                  f"({result.permutations:,} permutations, seed {result.seed}): {result.conclusion()}", highlight=False)
 
 
 @sweep_app.command("publish")
