@@ -4,6 +4,7 @@ a non-bijective power's values where that basis cannot."""
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 
@@ -145,7 +146,9 @@ def test_ablations_over_the_values_use_the_value_terms():
 def test_a_real_x3_plus_y4_run_implements_the_algorithm_on_the_values(tmp_path):
     """(x^3 + y^4) mod 29 (y^4: 8 values), 80 % of pairs: it groks (epoch ~1,570 on seed 0), and
     the analysis over the values finds the same key frequencies in W_E and the logits (the
-    neurons' clusters among them) and a positive verdict; the same logits over x + y are not waves of those frequencies."""
+    neurons' clusters among them) and a positive verdict; the same logits over x + y are not waves of those frequencies.
+    The logits' mean over y took up its waves long before grokking, led by the coset of the fourth
+    powers' values with the largest wave mean, which holds the keys; the report draws it."""
     from grokscope import load_preset, load_run, train_run
     from grokscope.analysis.activations import grid_activations
     from grokscope.analysis.registry import analyze_run
@@ -170,6 +173,19 @@ def test_a_real_x3_plus_y4_run_implements_the_algorithm_on_the_values(tmp_path):
     assert any("least-squares waves" in line for line in document["findings"])
     acts = grid_activations(run.model(run.checkpoint_epochs[-1]), run.task, run.task.split().train)
     assert document["final"]["logit_fve"] >= 0.7 > logit_frequency_fit(acts.logits).fve(document["key_frequencies"])
+    rise = document["coordinates"]["marginal_rise"]  # the logits' mean over y, by coset of the fourth powers
+    assert rise["averaged_over"] == "y" and rise["waves"] == "x^3 - z"
+    assert rise["cosets"] == [c["least"] for c in cosets[0]["cosets"]] and rise["leading"] == rise["cosets"][0]
+    assert rise["epoch"] < document["grokking_epoch"] and rise["norms"][0] > 2 * rise["norms"][1]
+    assert cosets[0]["cosets"][0]["keys"] == document["key_frequencies"]  # and the keys are that coset's
+    from grokscope.report import build_report
+    from grokscope.report.figures import marginal_waves
+    from grokscope.analysis.registry import load_analysis
+
+    page = build_report(run.paths.root, tmp_path / "report.html").read_text()
+    assert "What x alone predicts comes first" in page and f"led by the coset {rise['leading']}·G" in page
+    figure = marginal_waves(load_analysis(run.paths.root).primary, pd.read_parquet(run.paths.root / "progress.parquet"))
+    assert [trace.name.split("·")[0] for trace in figure.data] == [str(c) for c in rise["cosets"]]
 
 
 def test_key_frequencies_sorted_into_the_cosets_of_a_powers_values():
@@ -195,3 +211,40 @@ def test_key_frequencies_sorted_into_the_cosets_of_a_powers_values():
                                for t in range(p))) / p
                 assert mean == pytest.approx(c.wave_mean, abs=1e-9)
         assert [c.wave_mean for c in cosets] == sorted((c.wave_mean for c in cosets), reverse=True)
+
+
+def test_the_marginal_waves_of_the_algorithm_are_the_wave_means():
+    """Over (x^3, y^4) mod 29: the mean over y of cos(w_k(u + v - z)) is |m_k| cos(w_k(u - z) + arg
+    m_k), m_k the mean of exp(2 pi i k v) over the tokens, so its marginal amplitude at k is the
+    coset's wave mean; a planted x-only wave 3 cos(w_2(u - z)) has amplitude 3; nothing else."""
+    from grokscope.analysis.value_grid import coset_members
+
+    grid = planted_y4_grid()
+    z = torch.arange(P).double()
+    w = lambda k: 2 * math.pi * k / P  # noqa: E731
+    logits = 3 * torch.cos(w(2) * (grid.u.double()[:, None, None] - z)) + torch.cos(w(5) * (grid.phase()[..., None] - z))
+    logits = logits.expand(P, P, P)  # [x, y, z]
+    amplitudes = grid.marginal_waves(logits)
+    means = {k: mean for _, mean, members in coset_members(P, grid.v) for k in members}
+    assert amplitudes[1] == pytest.approx(3.0) and amplitudes[4] == pytest.approx(means[5])
+    assert amplitudes[[k for k in range(P // 2) if k not in (1, 4)]].abs().max() < 1e-10
+    measures = grid.progress_measures(logits)
+    assert list(measures) == [f"marginal_wave_coset{least}" for least, _, _ in coset_members(P, grid.v)]
+    coset_of = {k: least for least, _, members in coset_members(P, grid.v) for k in members}
+    assert measures[f"marginal_wave_coset{coset_of[2]}"] >= 3.0 - 1e-9
+    assert grid.one_sided()[0] == "x" and ValueGrid(p=P, u=grid.v, v=grid.u).one_sided()[0] == "y"
+    both = ValueGrid(p=P, u=power_values(P, 4), v=power_values(P, 4))
+    assert both.one_sided() is None and both.marginal_waves(logits) is None and both.progress_measures(logits) == {}
+
+
+def test_marginal_rise_is_the_first_checkpoint_at_half_the_peak():
+    import pandas as pd
+
+    from grokscope.analysis.pipeline import marginal_rise
+
+    progress = pd.DataFrame({"epoch": [0, 10, 100, 1000], "marginal_wave_coset1": [0.1, 1.0, 3.0, 4.0],
+                             "marginal_wave_coset5": [0.1, 2.0, 4.0, 3.0]})
+    rise = marginal_rise(planted_y4_grid(), progress, ("x^3", "y^4"))
+    assert (rise.epoch, rise.peak_epoch, rise.cosets, rise.leading) == (100, 100, [1, 5], 5)  # totals 5.0 and 5.0: the first
+    assert rise.norms == [3.0, 4.0] and (rise.averaged_over, rise.waves) == ("y", "x^3 - z")
+    assert marginal_rise(planted_y4_grid(), progress[["epoch"]], ("x^3", "y^4")) is None

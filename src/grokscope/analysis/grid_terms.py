@@ -44,6 +44,9 @@ class GridTerms(Protocol):
     def neuron_clusters(self, activations: torch.Tensor, threshold: float) -> NeuronClusters:
         """Each neuron's best frequency over ``activations [x, y, neuron]`` and the share it explains."""
 
+    def progress_measures(self, logits: torch.Tensor) -> dict[str, float]:
+        """Progress measures particular to these coordinates, from ``logits [x, y, z]`` (name: value)."""
+
 
 @dataclass(frozen=True)
 class FourierTerms:
@@ -67,6 +70,9 @@ class FourierTerms:
 
     def neuron_clusters(self, activations: torch.Tensor, threshold: float) -> NeuronClusters:
         return neuron_clusters(self.basis, activations, threshold)
+
+    def progress_measures(self, logits: torch.Tensor) -> dict[str, float]:
+        return {}
 
 
 def grid_terms(task) -> GridTerms:

@@ -47,6 +47,21 @@ class PowerCosets:
 
 
 @dataclass(frozen=True)
+class MarginalRise:
+    """How early the logits' mean over one input (what the other input alone can predict) took up
+    its waves, by coset of ±(the averaged input's power values), for pow_sum with exactly one
+    bijective power (progress columns ``marginal_wave_coset{least}``)."""
+
+    averaged_over: str  # the input averaged out: "y" for (x^3 + y^4)
+    waves: str  # what the waves run over, e.g. "x^3 - z"
+    epoch: int  # the first checkpoint where their total norm is at least half its peak
+    peak_epoch: int
+    cosets: list[int]  # the cosets' least residues, largest wave mean first (as in PowerCosets)
+    norms: list[float]  # [coset]: the norm of the waves with k in each coset at ``epoch`` (logits)
+    leading: int  # the coset with the largest norm at ``epoch``
+
+
+@dataclass(frozen=True)
 class Coordinates:
     """The input coordinates the analysis used, and how sparse W_E is in the Fourier basis over
     them (Gini of its frequency norms; higher = sparser)."""
@@ -59,6 +74,7 @@ class Coordinates:
     value_waves: list[ValueWaves] = field(default_factory=list)  # non-bijective pow_sum: over t, then each t^e
     wave_axes: tuple[str, str] = ("x", "y")  # what the logits' waves add: cos(w(x + y - z)), or (x^3, y^4)
     power_cosets: list[PowerCosets] = field(default_factory=list)  # non-bijective pow_sum: keys by coset of the powers
+    marginal_rise: MarginalRise | None = None  # pow_sum with exactly one bijective power
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from grokscope.analysis import ablation, circuits, dynamics, keys, verdict
 from grokscope.analysis.activations import GridActivations, grid_activations, grid_shape_check, number_embedding
 from grokscope.analysis.fourier import FourierBasis, fourier_2d
 from grokscope.analysis.modular_records import (
-    Coordinates, FinalMeasures, LabelStatistics, ModularAnalysis, NeuronExample, NeuronSummary, PowerCosets, ValueWaves,
+    Coordinates, FinalMeasures, LabelStatistics, MarginalRise, ModularAnalysis, NeuronExample, NeuronSummary, PowerCosets,
+    ValueWaves,
 )
 from grokscope.analysis.frequencies import embedding_frequency_norms, logit_frequency_fit
 from grokscope.analysis.progress import (
@@ -78,6 +79,7 @@ def progress_row(basis: FourierBasis, terms: GridTerms, model, W_E, acts: GridAc
         "embed_fourier_gini": gini(embed_norms),
         "softmax_collapse_train": softmax_collapse_fraction(logits[train], labels[train]),
         **weight_norms(model),
+        **terms.progress_measures(logits),
     }
     for k in freqs:
         row[f"excluded_loss_train_k{k}"] = excluded_loss(logits, labels, train, [k], sign, phase)
@@ -154,11 +156,30 @@ def figure_arrays(basis: FourierBasis, terms: GridTerms, W_E, acts: GridActivati
 VALUE_WAVE_FVE = 0.9  # W_E must be this much a function of a coordinate for its wave count to compare
 
 
-def coordinates_note(task, basis: FourierBasis, model, natural_norms: torch.Tensor, freqs: list[int]) -> Coordinates:
+def marginal_rise(grid, progress: pd.DataFrame, axes: tuple[str, str]) -> MarginalRise | None:
+    """When the logits' mean over one input took up its waves (``ValueGrid.progress_measures``'
+    columns in ``progress``), by coset; None where the grid has no such columns."""
+    columns = [c for c in progress.columns if c.startswith("marginal_wave_coset")]
+    sided = grid.one_sided()
+    if not columns or sided is None:
+        return None
+    norms = progress[columns].to_numpy()  # [checkpoint, coset]
+    total = (norms ** 2).sum(1) ** 0.5
+    first = int((total >= total.max() / 2).argmax())
+    averaged, kept = ("y", axes[0]) if sided[0] == "x" else ("x", axes[1])
+    cosets = [int(c.removeprefix("marginal_wave_coset")) for c in columns]
+    return MarginalRise(averaged_over=averaged, waves=f"{kept} - z", epoch=int(progress["epoch"].iloc[first]),
+                        peak_epoch=int(progress["epoch"].iloc[int(total.argmax())]), cosets=cosets,
+                        norms=norms[first].tolist(), leading=cosets[int(norms[first].argmax())])
+
+
+def coordinates_note(task, basis: FourierBasis, model, natural_norms: torch.Tensor, freqs: list[int],
+                     progress: pd.DataFrame) -> Coordinates:
     """Which coordinates the analysis used, and how sparse W_E is in the Fourier basis over x
     and over the natural coordinate. ``natural_norms``: W_E's frequency norms in the analysis's
     coordinates, already computed; ``freqs``: the key frequencies (for a non-bijective power,
-    which of them are its values' own: e-th powers)."""
+    which of them are its values' own: e-th powers); ``progress``: the progress table (for a
+    non-bijective power, when the logits' mean over one input took up its waves)."""
     c = task.config
     raw = gini(embedding_frequency_norms(basis, model.W_E.detach()[: basis.p]))
     if task.natural_coordinates() is not None:
@@ -183,6 +204,7 @@ def coordinates_note(task, basis: FourierBasis, model, natural_norms: torch.Tens
                        embedding_gini_u=None if bijective is None else gini(natural_norms),
                        sparser=min(counted, key=lambda w: w.needed).coordinate if counted else None,
                        wave_axes=(f"x^{c.a}", f"y^{c.b}"),
+                       marginal_rise=marginal_rise(grid, progress, (f"x^{c.a}", f"y^{c.b}")),
                        power_cosets=[PowerCosets(coordinate=f"t^{e}", subgroup_size=size, cosets=cosets)
                                      for e in sorted({c.a, c.b}) if math.gcd(e, c.p - 1) > 1 and is_prime(c.p)
                                      for size, cosets in [power_cosets(c.p, e, freqs)]])
@@ -199,7 +221,13 @@ def coordinate_findings(note: Coordinates) -> list[str]:
                   f"cosets of {i.subgroup_size}; largest mean of the wave exp(2 pi i k {i.coordinate} / p) over t first): "
                   + "; ".join(f"{c.least}·G (mean {c.wave_mean:.3f}): {c.keys}" for c in i.cosets)
                   for i in note.power_cosets]
-        return [f"note: W_E as least-squares waves (greedy): {fits}; sparser over {note.sparser or 'neither'}"] + images
+        rise = note.marginal_rise
+        shortcut = [] if rise is None else [
+            f"note: the logits' mean over {rise.averaged_over} (what the other input alone predicts) took up waves "
+            f"cos(w(k)({rise.waves})) first: half its peak by epoch {rise.epoch:,} (peak {rise.peak_epoch:,}), then by coset "
+            + ", ".join(f"{c}·G {n:.3g}" for c, n in zip(rise.cosets, rise.norms)) + f" (largest wave mean first); "
+            f"leading {rise.leading}·G"]
+        return [f"note: W_E as least-squares waves (greedy): {fits}; sparser over {note.sparser or 'neither'}"] + images + shortcut
     if note.axes == ("x", "y"):
         return []
     return [f"note: analysed in the task's natural coordinates {note.basis}; W_E's Fourier norms are "
@@ -263,7 +291,7 @@ def analyze_modular_run(run: Run, on_checkpoint=None) -> Computed:
     pcs, ratio = circuits.embedding_pca(W_E)
     arrays = figure_arrays(basis, terms, W_E, final_acts, freqs, clusters, pcs)
     examples = arrays.pop("neuron_example_meta")
-    coordinates = coordinates_note(run.task, basis, final_model, emb_norms, freqs)
+    coordinates = coordinates_note(run.task, basis, final_model, emb_norms, freqs, progress)
     final = final_measures(rows[-1], fit, final_acts, clusters, freqs)
     dyn = dynamics.locate_phases(run.metrics, progress, run.config.train.grok_threshold)
     v = verdict.decide(final, freqs, basis.p, sign, coordinates.wave_axes)

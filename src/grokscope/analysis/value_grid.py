@@ -120,16 +120,57 @@ class ValueGrid:
         fve, best = self.shares(activations).max(0)
         return NeuronClusters(frequency=best + 1, fve=fve, threshold=threshold)
 
+    def one_sided(self) -> tuple[str, torch.Tensor, torch.Tensor] | None:
+        """Where exactly one power is a bijection: (its input, "x" or "y"; its values [p]; the
+        other power's values [p]); None otherwise."""
+        bijective = [values.unique().numel() == self.p for values in (self.u, self.v)]
+        if bijective == [True, False]:
+            return "x", self.u, self.v
+        if bijective == [False, True]:
+            return "y", self.v, self.u
+        return None
 
-def power_cosets(p: int, exponent: int, frequencies: list[int]) -> tuple[int, list[PowerCoset]]:
-    """The cosets of G = ±(image of t -> t^exponent) in Z_p^* (p prime), largest wave mean first,
-    with the ``frequencies`` in each; and |G|.
+    def marginal_waves(self, logits: torch.Tensor) -> torch.Tensor | None:
+        """The waves ``a_k cos(w_k(s - z) + phi_k)`` in the part of ``logits [x, y, z]`` that the
+        bijective side's input alone can carry (their mean over the other input), s that side's
+        values: amplitudes a_k [p//2] float64, k = 1..p//2, in logits; None unless exactly one
+        power is a bijection.
+
+        With the label s + r, an input that sees s only can predict z - s's distribution, that
+        of r over the tokens: its waves at k are the wave means of ``coset_members`` (zero for a
+        bijective r, nonzero for a power with repeats)."""
+        sided = self.one_sided()
+        if sided is None:
+            return None
+        side, s, _ = sided
+        centred = logits.double() - logits.double().mean(-1, keepdim=True)
+        marginal = centred.mean(1 if side == "x" else 0)  # [s's input, z]
+        z = torch.arange(self.p, dtype=torch.float64)
+        k = torch.arange(1, self.p // 2 + 1, dtype=torch.float64)
+        phase = 2 * math.pi / self.p * k[:, None, None] * (s.double()[None, :, None] - z[None, None, :])  # [k, t, z]
+        coefficient = (marginal[None] * torch.exp(-1j * phase)).sum((1, 2))  # [k] complex
+        return 2 * coefficient.abs() / self.p ** 2
+
+    def progress_measures(self, logits: torch.Tensor) -> dict[str, float]:
+        """``marginal_wave_coset{least}``: the norm of ``marginal_waves`` over the frequencies in
+        each coset of ±(the other power's values); none unless exactly one power is a bijection."""
+        amplitudes = self.marginal_waves(logits)
+        if amplitudes is None:
+            return {}
+        members = coset_members(self.p, self.one_sided()[2])
+        return {f"marginal_wave_coset{least}": float(amplitudes[[k - 1 for k in ks if k <= self.p // 2]].pow(2).sum().sqrt())
+                for least, _, ks in members}
+
+
+def coset_members(p: int, values: torch.Tensor) -> list[tuple[int, float, list[int]]]:
+    """The cosets of G = ±(the non-zero ``values`` [p], a power's values over the tokens) in
+    Z_p^* (p prime), largest wave mean first: (least residue, wave mean, members).
 
     A frequency k names the waves of k and -k, so the subgroup is taken with -1 in it. Over a
-    coset k·G the waves ``exp(2 pi i k t^e / p)`` are the same up to relabelling t and conjugating,
-    so each coset has one ``wave_mean``, the size of the mean of that wave over the tokens (a
-    Gauss period; 1/p of a quadratic or quartic Gauss sum)."""
-    image = {pow(t, exponent, p) for t in range(1, p)}
+    coset k·G the waves ``exp(2 pi i k values[t] / p)`` are the same up to relabelling t and
+    conjugating, so each coset has one wave mean, the size of the mean of that wave over the
+    tokens (a Gauss period; 1/p of a quadratic or quartic Gauss sum)."""
+    image = {int(h) for h in values.tolist()} - {0}
     subgroup = image | {p - h for h in image}  # G = ±H
     out, seen = [], set()
     for k in range(1, p):
@@ -137,9 +178,17 @@ def power_cosets(p: int, exponent: int, frequencies: list[int]) -> tuple[int, li
             continue
         coset = {k * g % p for g in subgroup}
         seen |= coset
-        wave = sum(cmath.exp(2j * math.pi * k * pow(t, exponent, p) / p) for t in range(p))
-        out.append(PowerCoset(least=min(coset), wave_mean=abs(wave) / p, keys=[f for f in frequencies if f in coset]))
-    return len(subgroup), sorted(out, key=lambda c: (-round(c.wave_mean, 12), c.least))
+        wave = sum(cmath.exp(2j * math.pi * k * h / p) for h in values.tolist())
+        out.append((min(coset), abs(wave) / p, sorted(coset)))
+    return sorted(out, key=lambda c: (-round(c[1], 12), c[0]))
+
+
+def power_cosets(p: int, exponent: int, frequencies: list[int]) -> tuple[int, list[PowerCoset]]:
+    """The cosets of G = ±(image of t -> t^exponent) in Z_p^* (``coset_members``), largest wave
+    mean first, with the ``frequencies`` in each; and |G|."""
+    cosets = coset_members(p, power_values(p, exponent))
+    return len(cosets[0][2]), [PowerCoset(least=least, wave_mean=mean, keys=[f for f in frequencies if f in members])
+                               for least, mean, members in cosets]
 
 
 def value_grid(task) -> ValueGrid | None:

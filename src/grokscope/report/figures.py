@@ -107,6 +107,30 @@ def progress_measures(progress: pd.DataFrame, analysis: ModularAnalysis) -> go.F
     return fig
 
 
+def marginal_waves(analysis: ModularAnalysis, progress: pd.DataFrame) -> go.Figure:
+    """The norm of the logits' mean over one input's waves, per coset, over checkpoints (log epochs)."""
+    rise = analysis.coordinates.marginal_rise
+    if rise is None:
+        raise NotApplicable("Only pow_sum with exactly one bijective power has a one-input part to follow.")
+    means = {c.least: c.wave_mean for p in analysis.coordinates.power_cosets for c in p.cosets}
+    fig = go.Figure()
+    epochs = progress["epoch"].clip(lower=1)  # epoch 0 on a log axis
+    for i, least in enumerate(rise.cosets):
+        fig.add_scatter(x=epochs, y=progress[f"marginal_wave_coset{least}"], line_color=PALETTE[i % len(PALETTE)],
+                        name=f"{least}·G (wave mean {means.get(least, math.nan):.3f})")
+    marks = [(rise.epoch, "dot", "grey", "half its peak")]
+    if analysis.grokking_epoch is not None:
+        marks.append((analysis.grokking_epoch, "dash", "black", f"grokked @ {analysis.grokking_epoch:,}"))
+    for epoch, dash, colour, text in marks:  # on a log axis a line takes the epoch, its annotation log10 of it
+        fig.add_vline(x=max(epoch, 1), line_dash=dash, line_color=colour)
+        fig.add_annotation(x=math.log10(max(epoch, 1)), y=1, yref="paper", text=text, showarrow=False,
+                           xanchor="left", yanchor="bottom")
+    fig.update_xaxes(type="log", title_text="epoch (log)")
+    fig.update_yaxes(title_text=f"norm of the waves cos(w(k)({rise.waves})) (logits)")
+    fig.update_layout(template=TEMPLATE, height=420, legend_title_text="coset of k")
+    return fig
+
+
 def embedding_norms(analysis: ModularAnalysis, progress: pd.DataFrame) -> go.Figure:
     """W_E's Fourier norm per frequency at the end, and its evolution over checkpoints."""
     norms = analysis.embedding_frequency_norms

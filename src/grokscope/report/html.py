@@ -211,12 +211,22 @@ def modular_page(run: Run, analysis: ModularAnalysis, progress: pd.DataFrame) ->
          "single-frequency approximation, which the paper found leaves the loss unchanged.",
          lambda: figures.ablation_curve(analysis)),
     ]
-    mechanism = {"What a neuron computes", "The embedding puts each number on circles", sections[5][0]}
+    at = lambda epoch: f"epoch {epoch:,}" if epoch is not None else "not reached"  # noqa: E731
+    rise = analysis.coordinates.marginal_rise
+    if rise is not None:
+        sections.insert(3, (
+            f"What {'x' if rise.averaged_over == 'y' else 'y'} alone predicts comes first",
+            f"The logits' mean over {rise.averaged_over}: all that the other input alone can predict, the distribution "
+            f"of the averaged power's values shifted by its own. Its waves cos(w(k)({rise.waves})), summed per coset of "
+            f"the averaged power's values (largest wave mean first), over training. Here they reached half their peak "
+            f"by epoch {rise.epoch:,} (grokking: {at(analysis.grokking_epoch)}), led by the coset {rise.leading}·G.",
+            lambda: figures.marginal_waves(analysis, progress)))
+    mechanism = {"What a neuron computes", "The embedding puts each number on circles",
+                 next(t for t, _, _ in sections if t.startswith("The logits are"))}
     notes = {}
     if not analysis.verdict.implements_fourier_multiplication:
         notes = {t: "The verdict is negative: the caption describes what a model implementing Fourier "
                     "multiplication shows. Read this figure for how far this model is from it." for t in mechanism}
-    at = lambda epoch: f"epoch {epoch:,}" if epoch is not None else "not reached"  # noqa: E731
     ph = analysis.phases
     intro = f"""<p>{html.escape(_story(run, analysis))}</p>
 {_verdict_html(analysis)}
