@@ -97,6 +97,15 @@ def test_label_statistics_known_answers():
     assert seventh["label_entropy_bits"] < cube["label_entropy_bits"] - 0.1
 
 
+def test_input_statistics_count_each_powers_values():
+    """x^e mod p takes (p - 1) / gcd(e, p - 1) non-zero values, plus 0."""
+    stats = lambda op, a, b: ModularConfig(op=op, p=113, a=a, b=b).build().input_statistics()  # noqa: E731
+    assert stats("add", 1, 1) == {"values_x": 113, "values_y": 113, "bijective_inputs": 2}
+    assert stats("pow_sum", 3, 4) == {"values_x": 113, "values_y": 29, "bijective_inputs": 1}
+    assert stats("pow_sum", 8, 9) == {"values_x": 15, "values_y": 113, "bijective_inputs": 1}
+    assert stats("pow_sum", 7, 7) == {"values_x": 17, "values_y": 17, "bijective_inputs": 0}
+
+
 def test_random_labels_are_fixed_by_the_seed_and_spread_over_residues():
     labels = lambda seed: ModularConfig(op="random", p=23, seed=seed).build().dataset().labels  # noqa: E731
     assert torch.equal(labels(0), labels(0)) and not torch.equal(labels(0), labels(1))

@@ -2,7 +2,8 @@
 
 Also, per member: the epoch its test loss first fell below 0.1 (the paper's measure of when a
 run generalises), its count of train-loss spikes (``analysis.curves.loss_spikes``), and for
-modular tasks the label statistics of the task (``ModularTask.label_statistics``).
+modular tasks the label statistics of the task and how many values each input contributes
+(``ModularTask.label_statistics``, ``ModularTask.input_statistics``).
 
 Written as ``DIR/summary.parquet`` and ``DIR/summary.csv``. Every member directory is an
 ordinary run, so DuckDB can also query the members' own files directly, e.g.
@@ -36,7 +37,7 @@ def member_row(path: Path, failures: dict[str, str]) -> dict:
     row["error"] = failures.get(path.name, "").split("\n")[0]
     task = RunConfig.from_dict(config).task.build()
     if hasattr(task, "label_statistics"):
-        row |= task.label_statistics()
+        row |= task.label_statistics() | task.input_statistics()
     if summary_path.is_file():
         s = RunSummary.from_dict(json.loads(summary_path.read_text()))
         row |= {"grokking_epoch": s.grokking_epoch, "final_epoch": s.final_epoch, "train_acc": s.train_acc,

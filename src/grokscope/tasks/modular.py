@@ -123,6 +123,15 @@ class ModularTask(PairTask):
         powers = lambda e: torch.tensor([pow(v, e, c.p) for v in range(c.p)])  # noqa: E731
         return torch.argsort(powers(c.a)), torch.argsort(powers(c.b))
 
+    def input_statistics(self) -> dict[str, int]:
+        """How many values each input contributes to the label (pow_sum: x^a and y^b mod p; every
+        other op: x and y themselves, p each), and how many of the two are bijections of Z_p."""
+        c = self.config
+        exponents = (c.a, c.b) if c.op == "pow_sum" else (1, 1)
+        x_values, y_values = (len({pow(t, e, c.p) for t in range(c.p)}) for e in exponents)
+        return {"values_x": x_values, "values_y": y_values,
+                "bijective_inputs": int(x_values == c.p) + int(y_values == c.p)}
+
     def label_statistics(self) -> dict[str, float]:
         """How the labels of every pair spread over the p residues (seed 001 blames an uneven
         spread for pow_sum runs that do not grok): residues hit, entropy in bits against its
