@@ -225,12 +225,12 @@ def test_the_marginal_waves_of_the_algorithm_are_the_wave_means():
     logits = 3 * torch.cos(w(2) * (grid.u.double()[:, None, None] - z)) + torch.cos(w(5) * (grid.phase()[..., None] - z))
     logits = logits.expand(P, P, P)  # [x, y, z]
     amplitudes = grid.marginal_waves(logits)
-    means = {k: mean for _, mean, members in coset_members(P, grid.v) for k in members}
+    means = {k: c.wave_mean for c in coset_members(P, grid.v) for k in c.members}
     assert amplitudes[1] == pytest.approx(3.0) and amplitudes[4] == pytest.approx(means[5])
     assert amplitudes[[k for k in range(P // 2) if k not in (1, 4)]].abs().max() < 1e-10
     measures = grid.progress_measures(logits)
-    assert list(measures) == [f"marginal_wave_coset{least}" for least, _, _ in coset_members(P, grid.v)]
-    coset_of = {k: least for least, _, members in coset_members(P, grid.v) for k in members}
+    assert list(measures) == [f"marginal_wave_coset{c.least}" for c in coset_members(P, grid.v)]
+    coset_of = {k: c.least for c in coset_members(P, grid.v) for k in c.members}
     assert measures[f"marginal_wave_coset{coset_of[2]}"] >= 3.0 - 1e-9
     assert grid.one_sided()[0] == "x" and ValueGrid(p=P, u=grid.v, v=grid.u).one_sided()[0] == "y"
     both = ValueGrid(p=P, u=power_values(P, 4), v=power_values(P, 4))

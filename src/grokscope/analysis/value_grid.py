@@ -21,6 +21,7 @@ from __future__ import annotations
 import cmath
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -157,14 +158,23 @@ class ValueGrid:
         amplitudes = self.marginal_waves(logits)
         if amplitudes is None:
             return {}
-        members = coset_members(self.p, self.one_sided()[2])
-        return {f"marginal_wave_coset{least}": float(amplitudes[[k - 1 for k in ks if k <= self.p // 2]].pow(2).sum().sqrt())
-                for least, _, ks in members}
+        return {f"marginal_wave_coset{c.least}":
+                float(amplitudes[[k - 1 for k in c.members if k <= self.p // 2]].pow(2).sum().sqrt())
+                for c in coset_members(self.p, self.one_sided()[2])}
 
 
-def coset_members(p: int, values: torch.Tensor) -> list[tuple[int, float, list[int]]]:
+class Coset(NamedTuple):
+    """A coset k·G of the frequencies: its least residue (its name), the size of its wave's mean
+    over the tokens, and its members (1..p-1)."""
+
+    least: int
+    wave_mean: float
+    members: list[int]
+
+
+def coset_members(p: int, values: torch.Tensor) -> list[Coset]:
     """The cosets of G = ±(the non-zero ``values`` [p], a power's values over the tokens) in
-    Z_p^* (p prime), largest wave mean first: (least residue, wave mean, members).
+    Z_p^* (p prime), largest wave mean first.
 
     A frequency k names the waves of k and -k, so the subgroup is taken with -1 in it. Over a
     coset k·G the waves ``exp(2 pi i k values[t] / p)`` are the same up to relabelling t and
@@ -179,16 +189,16 @@ def coset_members(p: int, values: torch.Tensor) -> list[tuple[int, float, list[i
         coset = {k * g % p for g in subgroup}
         seen |= coset
         wave = sum(cmath.exp(2j * math.pi * k * h / p) for h in values.tolist())
-        out.append((min(coset), abs(wave) / p, sorted(coset)))
-    return sorted(out, key=lambda c: (-round(c[1], 12), c[0]))
+        out.append(Coset(least=min(coset), wave_mean=abs(wave) / p, members=sorted(coset)))
+    return sorted(out, key=lambda c: (-round(c.wave_mean, 12), c.least))
 
 
 def power_cosets(p: int, exponent: int, frequencies: list[int]) -> tuple[int, list[PowerCoset]]:
     """The cosets of G = ±(image of t -> t^exponent) in Z_p^* (``coset_members``), largest wave
     mean first, with the ``frequencies`` in each; and |G|."""
     cosets = coset_members(p, power_values(p, exponent))
-    return len(cosets[0][2]), [PowerCoset(least=least, wave_mean=mean, keys=[f for f in frequencies if f in members])
-                               for least, mean, members in cosets]
+    return len(cosets[0].members), [PowerCoset(least=c.least, wave_mean=c.wave_mean,
+                                               keys=[f for f in frequencies if f in c.members]) for c in cosets]
 
 
 def value_grid(task) -> ValueGrid | None:
