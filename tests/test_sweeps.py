@@ -210,8 +210,8 @@ def test_bisection_brackets_the_epochs_needed_to_grok(tmp_path):
     """Bisect train.epochs for the quick run (it groks at ~1,730 epochs): each round's outcome
     moves one end. With 2 workers the next round's lower candidate trains beside each midpoint
     (1,150 beside 2,100), with the same rounds as one worker; one that the bracket leaves behind
-    is stopped unfinished (675, started in round 2 beside 1,150, which fails). A re-run on one
-    worker trains nothing new."""
+    is stopped unfinished (675, started in round 2 beside 1,150, which fails). A re-run, on one
+    worker or two, trains nothing new and starts no candidate."""
     path = tmp_path / "bisect.toml"
     path.write_text('preset = "quick"\n[bisect]\nkey = "train.epochs"\nlow = 200\nhigh = 4000\nrounds = 3\n')
     runner = CliRunner()
@@ -227,8 +227,10 @@ def test_bisection_brackets_the_epochs_needed_to_grok(tmp_path):
     assert stopped == ["train.epochs=675"] and not (out / "train.epochs=3050").exists()
     assert not any((out / name / "summary.json").exists() for name in stopped)
     stamp = os.path.getmtime(out / "train.epochs=1150" / "summary.json")
-    again = runner.invoke(app, ["sweep", str(path), "--out", str(out), "--workers", "1"])
-    assert again.exit_code == 0 and "grokked at 2100, not at 1625" in again.stdout
+    for workers in ("1", "2"):  # a re-run decides every round from the finished members, and starts nothing
+        again = runner.invoke(app, ["sweep", str(path), "--out", str(out), "--workers", workers])
+        assert again.exit_code == 0 and "grokked at 2100, not at 1625" in again.stdout
+        assert "stopped unfinished" not in again.stdout and not (out / "train.epochs=3050").exists()
     assert os.path.getmtime(out / "train.epochs=1150" / "summary.json") == stamp
     path.write_text('preset = "quick"\n[bisect]\nkey = "train.epochs"\nlow = 200\nhigh = 100\nrounds = 3\n')
     result = runner.invoke(app, ["sweep", str(path), "--out", str(tmp_path / "c")])

@@ -144,15 +144,21 @@ class SpeculativeMembers:
         self.running: dict[int, tuple] = {}  # value -> (process, receiving end of its pipe)
         self.stopped: list[int] = []
 
+    def finished(self, value: int) -> bool:
+        """Whether the member at ``value`` is trained and analysed (a re-run reuses it as it is)."""
+        root = self.out / self.spec.member_at(value).name
+        return (root / "summary.json").is_file() and any((root / f).is_file() for f in ("analysis.json", "analysis_skipped.txt"))
+
     def keep(self, candidates: list[int]) -> None:
         """Stop every running member not among ``candidates`` (no round can need it now: its
-        directory stays resumable), then start the first ``workers`` candidates not running."""
+        directory stays resumable), then start the first ``workers`` unfinished candidates that
+        are not running."""
         for value in [v for v in self.running if v not in candidates]:
             process, _ = self.running.pop(value)
             process.terminate()
             process.join()
             self.stopped.append(value)
-        for value in candidates[: self.workers]:
+        for value in [v for v in candidates if v in self.running or not self.finished(v)][: self.workers]:
             if value not in self.running:
                 receive, send = self.context.Pipe(duplex=False)
                 member = self.spec.member_at(value)
@@ -199,6 +205,8 @@ def run_bisection(spec: SweepSpec, out: str | Path, workers: int = 1,
             member = spec.member_at(mid)
             if ahead is None:
                 error = run_member(member.config.to_dict(), str(out / member.name))
+            elif ahead.finished(mid) and mid not in ahead.running:  # decided already: no speculation from a stale bracket
+                error = None
             else:
                 ahead.keep(bisection_ahead(low, high, b["rounds"] - done))
                 error = ahead.result(mid)
