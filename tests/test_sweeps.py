@@ -208,9 +208,9 @@ def test_bisection_ahead_lists_the_next_rounds_midpoints_breadth_first():
 
 def test_bisection_brackets_the_epochs_needed_to_grok(tmp_path):
     """Bisect train.epochs for the quick run (it groks at ~1,730 epochs): each round's outcome
-    moves one end. With 2 workers the next round's lower candidate trains beside each midpoint
-    (1,150 beside 2,100), with the same rounds as one worker; one that the bracket leaves behind
-    is stopped unfinished (675, started in round 2 beside 1,150, which fails). A re-run, on one
+    moves one end. With 2 workers the next rounds' candidates train beside each midpoint (1,150
+    beside 2,100, and 3,050 once 1,150 ends), with the same rounds as one worker; one that the
+    bracket leaves behind is stopped unfinished (3,050, once 2,100 groks). A re-run, on one
     worker or two, trains nothing new and starts no candidate."""
     path = tmp_path / "bisect.toml"
     path.write_text('preset = "quick"\n[bisect]\nkey = "train.epochs"\nlow = 200\nhigh = 4000\nrounds = 3\n')
@@ -224,13 +224,13 @@ def test_bisection_brackets_the_epochs_needed_to_grok(tmp_path):
     assert (b["not_grokked_at"], b["grokked_at"]) == (1625, 2100)
     assert "grokked at 2100, not at 1625" in result.stdout
     stopped = re.findall(r"train\.epochs=\d+", result.stdout.split("resumable):", 1)[1].split("bisection of", 1)[0])
-    assert stopped == ["train.epochs=675"] and not (out / "train.epochs=3050").exists()
+    assert stopped == ["train.epochs=3050"] and not (out / "train.epochs=675").exists()
     assert not any((out / name / "summary.json").exists() for name in stopped)
     stamp = os.path.getmtime(out / "train.epochs=1150" / "summary.json")
     for workers in ("1", "2"):  # a re-run decides every round from the finished members, and starts nothing
         again = runner.invoke(app, ["sweep", str(path), "--out", str(out), "--workers", workers])
         assert again.exit_code == 0 and "grokked at 2100, not at 1625" in again.stdout
-        assert "stopped unfinished" not in again.stdout and not (out / "train.epochs=3050").exists()
+        assert "stopped unfinished" not in again.stdout and not (out / "train.epochs=675").exists()
     assert os.path.getmtime(out / "train.epochs=1150" / "summary.json") == stamp
     path.write_text('preset = "quick"\n[bisect]\nkey = "train.epochs"\nlow = 200\nhigh = 100\nrounds = 3\n')
     result = runner.invoke(app, ["sweep", str(path), "--out", str(tmp_path / "c")])

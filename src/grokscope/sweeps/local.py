@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -136,12 +137,15 @@ def _train_in_process(config_dict: dict, out: str, conn) -> None:
 
 class SpeculativeMembers:
     """Bisection members training in their own processes, at most ``workers`` at a time, so that
-    the next rounds' candidates train while this round's midpoint does."""
+    the next rounds' candidates train while this round's midpoint does. A worker freed by a
+    candidate that finishes takes up the next candidate at once."""
 
     def __init__(self, spec: SweepSpec, out: Path, workers: int):
         self.spec, self.out, self.workers = spec, out, workers
         self.context = multiprocessing.get_context("spawn")
         self.running: dict[int, tuple] = {}  # value -> (process, receiving end of its pipe)
+        self.errors: dict[int, str | None] = {}  # value -> the outcome of a member that ended
+        self.candidates: list[int] = []
         self.stopped: list[int] = []
 
     def finished(self, value: int) -> bool:
@@ -149,17 +153,23 @@ class SpeculativeMembers:
         root = self.out / self.spec.member_at(value).name
         return (root / "summary.json").is_file() and any((root / f).is_file() for f in ("analysis.json", "analysis_skipped.txt"))
 
-    def keep(self, candidates: list[int]) -> None:
+    def keep(self, candidates: list[int], start: bool = True) -> None:
         """Stop every running member not among ``candidates`` (no round can need it now: its
-        directory stays resumable), then start the first ``workers`` unfinished candidates that
-        are not running."""
+        directory stays resumable); then, if ``start``, train the unfinished candidates in their
+        order on the free workers."""
         for value in [v for v in self.running if v not in candidates]:
             process, _ = self.running.pop(value)
             process.terminate()
             process.join()
             self.stopped.append(value)
-        for value in [v for v in candidates if v in self.running or not self.finished(v)][: self.workers]:
-            if value not in self.running:
+        self.candidates = candidates if start else []
+        self._fill()
+
+    def _fill(self) -> None:
+        for value in self.candidates:
+            if len(self.running) >= self.workers:
+                return
+            if value not in self.running and value not in self.errors and not self.finished(value):
                 receive, send = self.context.Pipe(duplex=False)
                 member = self.spec.member_at(value)
                 process = self.context.Process(target=_train_in_process,
@@ -168,15 +178,27 @@ class SpeculativeMembers:
                 send.close()
                 self.running[value] = (process, receive)
 
-    def result(self, value: int) -> str | None:
-        """Wait for the member at ``value`` (started by ``keep``): its error, or None."""
+    def _collect(self, value: int) -> None:
+        """The ended member at ``value``: its outcome into ``errors``, its worker freed."""
         process, receive = self.running.pop(value)
         try:
             error = receive.recv()
         except EOFError:  # the process died without a word (killed, out of memory)
             error = None
         process.join()
-        return error if process.exitcode == 0 else error or f"the member's process ended with exit code {process.exitcode}"
+        self.errors[value] = error if process.exitcode == 0 else \
+            error or f"the member's process ended with exit code {process.exitcode}"
+
+    def result(self, value: int) -> str | None:
+        """Wait for the member at ``value`` (started by ``keep``; None at once if it was finished
+        before): its error, or None. Candidates that end meanwhile free their workers for the next."""
+        while value in self.running:
+            ends = {receive: v for v, (_, receive) in self.running.items()}
+            for ready in multiprocessing.connection.wait(list(ends)):
+                self._collect(ends[ready])
+            if value in self.running:  # once it has ended, the next round chooses what to start
+                self._fill()
+        return self.errors.pop(value, None)
 
 
 def run_bisection(spec: SweepSpec, out: str | Path, workers: int = 1,
@@ -205,10 +227,9 @@ def run_bisection(spec: SweepSpec, out: str | Path, workers: int = 1,
             member = spec.member_at(mid)
             if ahead is None:
                 error = run_member(member.config.to_dict(), str(out / member.name))
-            elif ahead.finished(mid) and mid not in ahead.running:  # decided already: no speculation from a stale bracket
-                error = None
-            else:
-                ahead.keep(bisection_ahead(low, high, b["rounds"] - done))
+            else:  # a round whose member has ended starts nothing: its bracket is stale already
+                decided = mid not in ahead.running and (mid in ahead.errors or ahead.finished(mid))
+                ahead.keep(bisection_ahead(low, high, b["rounds"] - done), start=not decided)
                 error = ahead.result(mid)
             record(member, error, failures, on_member)
             if error is not None:
