@@ -48,3 +48,19 @@ def test_the_docs_build_strictly(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "site" / "config" / "index.html").is_file()
     assert "train.stop_after_grok" in (tmp_path / "site" / "config" / "index.html").read_text()
+
+
+def test_every_shipped_sweep_has_published_results_and_a_section():
+    """docs/experiments.md has a section per shipped sweep (its heading names it), each has a
+    results folder, every figure the page shows exists, and docs/results stays under 20 MB."""
+    from grokscope.sweeps.spec import sweep_preset_names
+
+    page = (ROOT / "docs" / "experiments.md").read_text()
+    headings = re.findall(r"^## .*$", page, re.M)
+    for name in sweep_preset_names():
+        assert any(f"(`{name}`)" in h for h in headings), name
+        assert (ROOT / "docs" / "results" / name).is_dir(), name
+    for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page):
+        assert (ROOT / "docs" / image).is_file(), image
+    size = sum(p.stat().st_size for p in (ROOT / "docs" / "results").rglob("*") if p.is_file())
+    assert size < 20e6, f"docs/results is {size / 1e6:.1f} MB"
