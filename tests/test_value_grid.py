@@ -14,7 +14,7 @@ from grokscope.analysis.frequencies import frequency_variance_shares, logit_freq
 from grokscope.analysis.grid_terms import FourierTerms
 from grokscope.analysis.progress import excluded_logits, grid_loss, restricted_logits, xy_waves
 from grokscope.analysis.value_grid import ValueGrid, orthonormal_span
-from grokscope.analysis.value_waves import power_values
+from grokscope.tasks.modular import power_values
 
 P = 29
 

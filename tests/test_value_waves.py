@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from grokscope.analysis.value_waves import power_values, select_waves
+from grokscope.analysis.value_waves import select_waves
+from grokscope.tasks.modular import power_values
 
 
 def test_a_planted_embedding_of_waves_over_t4_needs_one_frequency_there_and_many_over_t():

@@ -27,10 +27,10 @@ from grokscope.analysis.progress import (
 from grokscope.analysis.registry import AnalysisFamily, Computed, register
 from grokscope.analysis.grid_terms import GridTerms, grid_terms
 from grokscope.analysis.value_grid import power_cosets, value_grid
-from grokscope.analysis.value_waves import power_values, select_waves
+from grokscope.analysis.value_waves import select_waves
 from grokscope.errors import GrokscopeError
 from grokscope.runs import Run
-from grokscope.tasks.modular import is_prime
+from grokscope.tasks.modular import is_prime, power_values
 from grokscope.training.loss import accuracy
 
 FORMAT = "grokscope.analysis/1"

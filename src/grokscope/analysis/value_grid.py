@@ -27,7 +27,7 @@ import torch
 
 from grokscope.analysis.frequencies import NeuronClusters
 from grokscope.analysis.modular_records import PowerCoset
-from grokscope.analysis.value_waves import power_values
+from grokscope.tasks.modular import power_values
 
 RANK_TOL = 1e-12  # Gram eigenvalues below this share of the largest are aliases, not new terms
 

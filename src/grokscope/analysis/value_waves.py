@@ -41,11 +41,6 @@ class WaveSelection:
         return next((i + 1 for i, e in enumerate(self.explained) if e >= EXPLAINED), None)
 
 
-def power_values(p: int, exponent: int) -> torch.Tensor:
-    """``t^exponent mod p`` for every token t = 0..p-1: [p] int64."""
-    return torch.tensor([pow(t, exponent, p) for t in range(p)])
-
-
 def _explained(design: torch.Tensor, centred: torch.Tensor, total: float) -> float:
     coefficients = torch.linalg.lstsq(design, centred, driver="gelsd").solution
     return 1.0 - float((centred - design @ coefficients).pow(2).sum()) / total

@@ -13,6 +13,11 @@ from grokscope.tasks.base import TASKS, Dataset, PairTask, TaskConfig
 Op = Literal["add", "sub", "mul", "div", "pow_sum", "min", "max", "random"]
 
 
+def power_values(p: int, exponent: int) -> torch.Tensor:
+    """``t^exponent mod p`` for every token t = 0..p-1: [p] int64."""
+    return torch.tensor([pow(t, exponent, p) for t in range(p)])
+
+
 def is_prime(n: int) -> bool:
     """Trial division; enough for the moduli used here."""
     if n < 2:
@@ -106,9 +111,7 @@ class ModularTask(PairTask):
         if op == "random":  # a label per pair drawn once from the split seed's own generator
             table = torch.randint(0, p, (p, p), generator=torch.Generator().manual_seed(10_007 + self.config.seed))
             return table[x, y]
-        xa = torch.tensor([pow(v, self.config.a, p) for v in range(p)])
-        yb = torch.tensor([pow(v, self.config.b, p) for v in range(p)])
-        return (xa[x] + yb[y]) % p
+        return (power_values(p, self.config.a)[x] + power_values(p, self.config.b)[y]) % p
 
     def natural_coordinates(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """For pow_sum with both powers bijective on Z_p (gcd(a, p-1) = gcd(b, p-1) = 1, p prime):
@@ -120,15 +123,14 @@ class ModularTask(PairTask):
             return None
         if math.gcd(c.a, c.p - 1) != 1 or math.gcd(c.b, c.p - 1) != 1:
             return None
-        powers = lambda e: torch.tensor([pow(v, e, c.p) for v in range(c.p)])  # noqa: E731
-        return torch.argsort(powers(c.a)), torch.argsort(powers(c.b))
+        return torch.argsort(power_values(c.p, c.a)), torch.argsort(power_values(c.p, c.b))
 
     def input_statistics(self) -> dict[str, int]:
         """How many values each input contributes to the label (pow_sum: x^a and y^b mod p; every
         other op: x and y themselves, p each), and how many of the two are bijections of Z_p."""
         c = self.config
         exponents = (c.a, c.b) if c.op == "pow_sum" else (1, 1)
-        x_values, y_values = (len({pow(t, e, c.p) for t in range(c.p)}) for e in exponents)
+        x_values, y_values = (power_values(c.p, e).unique().numel() for e in exponents)
         return {"values_x": x_values, "values_y": y_values,
                 "bijective_inputs": int(x_values == c.p) + int(y_values == c.p)}
 
