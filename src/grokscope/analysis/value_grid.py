@@ -21,6 +21,7 @@ from __future__ import annotations
 import cmath
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 import torch
@@ -58,11 +59,16 @@ class ValueGrid:
         """``u[x] + v[y]`` over the grid: [p (x), p (y)] float64 (the waves' argument, in 2 pi / p)."""
         return self.u.double()[:, None] + self.v.double()[None, :]
 
+    @cached_property
+    def _bijective(self) -> tuple[bool, bool]:
+        """Whether u, and whether v, is a bijection of the tokens."""
+        return self.u.unique().numel() == self.p, self.v.unique().numel() == self.p
+
     def bijective_power(self) -> tuple[str, torch.Tensor] | None:
         """The first of u, v that is a bijection of the tokens, with the tokens in the order of its
         values (``order[w]`` is the token whose power is w): ("u", order) or ("v", order); None if neither."""
-        for name, values in (("u", self.u), ("v", self.v)):
-            if values.unique().numel() == self.p:
+        for name, values, bijective in zip(("u", "v"), (self.u, self.v), self._bijective):
+            if bijective:
                 return name, torch.argsort(values)
         return None
 
@@ -124,12 +130,17 @@ class ValueGrid:
     def one_sided(self) -> tuple[str, torch.Tensor, torch.Tensor] | None:
         """Where exactly one power is a bijection: (its input, "x" or "y"; its values [p]; the
         other power's values [p]); None otherwise."""
-        bijective = [values.unique().numel() == self.p for values in (self.u, self.v)]
-        if bijective == [True, False]:
+        if self._bijective == (True, False):
             return "x", self.u, self.v
-        if bijective == [False, True]:
+        if self._bijective == (False, True):
             return "y", self.v, self.u
         return None
+
+    @cached_property
+    def _other_cosets(self) -> list[Coset]:
+        """``coset_members`` of the non-bijective power's values, where exactly one is a bijection."""
+        sided = self.one_sided()
+        return [] if sided is None else coset_members(self.p, sided[2])
 
     def marginal_waves(self, logits: torch.Tensor) -> torch.Tensor | None:
         """The waves ``a_k cos(w_k(s - z) + phi_k)`` in the part of ``logits [x, y, z]`` that the
@@ -160,7 +171,7 @@ class ValueGrid:
             return {}
         return {f"marginal_wave_coset{c.least}":
                 float(amplitudes[[k - 1 for k in c.members if k <= self.p // 2]].pow(2).sum().sqrt())
-                for c in coset_members(self.p, self.one_sided()[2])}
+                for c in self._other_cosets}
 
 
 class Coset(NamedTuple):
