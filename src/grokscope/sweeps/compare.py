@@ -74,17 +74,7 @@ class GroupComparison:
 
 def ranks(values: np.ndarray) -> np.ndarray:
     """Ranks 1..n of ``values`` [n], ties given their mean rank (inf ranks last, tied)."""
-    order = np.argsort(values, kind="stable")
-    sorted_values = values[order]
-    ranked = np.empty(len(values), dtype=np.float64)
-    start = 0
-    while start < len(values):
-        stop = start
-        while stop + 1 < len(values) and sorted_values[stop + 1] == sorted_values[start]:
-            stop += 1
-        ranked[order[start: stop + 1]] = (start + stop) / 2 + 1
-        start = stop + 1
-    return ranked
+    return pd.Series(values).rank(method="average").to_numpy()
 
 
 def kruskal_wallis(rank: np.ndarray, labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
