@@ -211,6 +211,7 @@ def modular_page(run: Run, analysis: ModularAnalysis, progress: pd.DataFrame) ->
          "single-frequency approximation, which the paper found leaves the loss unchanged.",
          lambda: figures.ablation_curve(analysis)),
     ]
+    mechanism = {"What a neuron computes", "The embedding puts each number on circles", sections[5][0]}
     at = lambda epoch: f"epoch {epoch:,}" if epoch is not None else "not reached"  # noqa: E731
     rise = analysis.coordinates.marginal_rise
     if rise is not None:
@@ -221,8 +222,6 @@ def modular_page(run: Run, analysis: ModularAnalysis, progress: pd.DataFrame) ->
             f"the averaged power's values (largest wave mean first), over training. Here they reached half their peak "
             f"by epoch {rise.epoch:,} (grokking: {at(analysis.grokking_epoch)}), led by the coset {rise.leading}·G.",
             lambda: figures.marginal_waves(analysis, progress)))
-    mechanism = {"What a neuron computes", "The embedding puts each number on circles",
-                 next(t for t, _, _ in sections if t.startswith("The logits are"))}
     notes = {}
     if not analysis.verdict.implements_fourier_multiplication:
         notes = {t: "The verdict is negative: the caption describes what a model implementing Fourier "
