@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -173,6 +174,12 @@ def test_sweep_cli(spec_file, tmp_path):
         import pyarrow.parquet as pq
         assert pq.read_table(docs / name).equals(pq.read_table(out / name))
         assert pq.ParquetFile(docs / name).metadata.row_group(0).column(1).compression == "ZSTD"
+    # a published member that kept only its summary and analysis still has a summary row
+    (member / "metrics.parquet").unlink()
+    table = summarize(docs).set_index("member")
+    assert table.loc[member.name, "grokking_epoch"] == json.loads((member / "summary.json").read_text())["grokking_epoch"]
+    assert pd.isna(table.loc[member.name, "train_loss_spikes"])
+    assert table.drop(member.name)["train_loss_spikes"].notna().all()
 
 
 @pytest.mark.ray

@@ -1,7 +1,8 @@
 """One table over a sweep's members: config, grokking epoch, final accuracies, key frequencies, verdict.
 
 Also, per member: the epoch its test loss first fell below 0.1 (the paper's measure of when a
-run generalises), its count of train-loss spikes (``analysis.curves.loss_spikes``), and for
+run generalises), its count of train-loss spikes (``analysis.curves.loss_spikes``; both empty
+for a member whose metrics.parquet was not kept), and for
 modular tasks the label statistics of the task and how many values each input contributes
 (``ModularTask.label_statistics``, ``ModularTask.input_statistics``).
 
@@ -43,9 +44,10 @@ def member_row(path: Path, failures: dict[str, str]) -> dict:
         row |= {"grokking_epoch": s.grokking_epoch, "final_epoch": s.final_epoch, "train_acc": s.train_acc,
                 "test_acc": s.test_acc, "test_loss": s.test_loss, "wall_seconds": s.wall_seconds,
                 "cpu": s.execution.cpu if s.execution else None}
-        metrics = pd.read_parquet(path / "metrics.parquet")
-        row["test_loss_below_0.1_epoch"] = first_below(metrics["epoch"], metrics["test_loss"], 0.1)
-        row["train_loss_spikes"] = len(loss_spikes(metrics["train_loss"].to_numpy()))
+        if (path / "metrics.parquet").is_file():  # a published member may keep only its summary
+            metrics = pd.read_parquet(path / "metrics.parquet")
+            row["test_loss_below_0.1_epoch"] = first_below(metrics["epoch"], metrics["test_loss"], 0.1)
+            row["train_loss_spikes"] = len(loss_spikes(metrics["train_loss"].to_numpy()))
     if analysis_path.is_file():
         try:
             stored = registry.read_analysis(json.loads(analysis_path.read_text()))
