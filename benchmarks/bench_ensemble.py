@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from grokscope.openmp import choose_wait_policy
+from grokscope.entry import before_torch
 
-choose_wait_policy()  # before torch loads, as the grokscope command does
+before_torch()  # OpenMP's wait policy and MKL's strict mode, before torch loads, as the grokscope command does
 
 import torch  # noqa: E402
 from grokscope import load_preset, train_run  # noqa: E402

@@ -1,10 +1,15 @@
 """Shared fixtures: tiny configs sized so that each unit test runs in well under a second."""
 
 import pytest
-import torch
 
-from grokscope import load_preset, load_run, train_run
-from grokscope.analysis.registry import analyze_run
+from grokscope.blas import choose_strict_blas
+
+choose_strict_blas()  # before torch's first matrix product, as the grokscope command does (grokscope/blas.py)
+
+import torch  # noqa: E402
+
+from grokscope import load_preset, load_run, train_run  # noqa: E402
+from grokscope.analysis.registry import analyze_run  # noqa: E402
 
 
 def train_interrupted(config, out, epoch: int, resume_config=None):
