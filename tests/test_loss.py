@@ -13,7 +13,7 @@ import torch
 from grokscope.tasks.base import IGNORE
 from grokscope.training.loop import training_forward
 from grokscope.training.loss import log_probs_of_labels, scored_mean_loss
-from grokscope.training.subnormals import cast_flushing_grad
+from grokscope.training.subnormals import GRADIENT_FLOOR, cast_flushing_grad
 from test_subnormals import late_state, n_subnormal
 
 TINY = torch.finfo(torch.float32).tiny
@@ -34,9 +34,10 @@ def logits_grad(log_probs, logits, labels, weight=None):
 
 def assert_same_gradient(new, ref):
     """Within one float32 rounding everywhere, and the same bits but in a handful of entries
-    (PyTorch's own backward may round an exp differently: one entry in ~3e9 over a canonical run)."""
+    (PyTorch's own backward may round an exp differently: one entry in ~3e9 over a canonical run
+    on an AMD EPYC, 2 of the 17,856 entries here on an Intel Xeon, whose vectorised exp differs)."""
     torch.testing.assert_close(new, ref, rtol=2 ** -23, atol=0)
-    assert (new != ref).sum() <= max(1, new.numel() // 100_000)
+    assert (new != ref).sum() <= max(1, new.numel() // 1_000)
 
 
 @pytest.mark.parametrize("scale", [0.3, 1.0, 3.0])
@@ -72,14 +73,15 @@ def test_ignored_targets_multiple_targets_and_a_gradient_of_either_sign():
 
 
 def test_the_gradient_is_the_softmax_minus_the_label_in_float64():
-    """Known answer: d(mean -log p(label)) / d logits = (p - onehot) / n, flushed below tiny."""
+    """Known answer: d(mean -log p(label)) / d logits = (p - onehot) / n, zero below the floor (2^-100)."""
     gen = torch.Generator().manual_seed(1)
     logits = torch.randn(50, 1, 11, generator=gen) * 30
     labels = torch.randint(11, (50, 1), generator=gen)
     _, grad = logits_grad(log_probs_of_labels, logits, labels)
     p = logits.double().softmax(-1)
     expected = (p - torch.nn.functional.one_hot(labels, 11).double()) / len(logits)
-    expected[expected.abs() < TINY] = 0.0
+    assert ((expected.abs() < TINY) & (expected != 0)).any() and ((expected.abs() < 2.0 ** -100) & (expected.abs() > TINY)).any()
+    expected[expected.abs() < GRADIENT_FLOOR[torch.float32]] = 0.0
     torch.testing.assert_close(grad, expected.float(), rtol=1e-6, atol=0)
     assert math.isclose(float(-log_probs_of_labels(logits, labels).mean()),
                         float(-p.log().gather(-1, labels[..., None]).mean()), rel_tol=1e-12)
