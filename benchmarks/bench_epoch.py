@@ -10,7 +10,9 @@ Intel cores. ``--run`` names that run (default ``runs/nanda2023``, as ``make run
 missing, the canonical run is trained into ``runs/bench-late`` to 100 epochs past grokking
 first, minutes).
 The late step is also timed without the flush (a plain ``.double()`` cast), to show what
-subnormals cost on this processor.
+subnormals cost on this processor, and with the logits' gradient zeroed only below float32's
+smallest normal instead of below ``GRADIENT_FLOOR`` (2^-100): its entries just above 1.18e-38
+still make subnormal products inside the backward's matmuls (training/subnormals.py).
 
 The floor is the 9 matmuls a last-position model cannot avoid in a plain formulation
 (x @ W_in, h @ W_out, r @ W_U forward, and their two backward products each) at the
@@ -22,9 +24,9 @@ import argparse
 import time
 from pathlib import Path
 
-from grokscope.openmp import choose_wait_policy
+from grokscope.entry import before_torch
 
-choose_wait_policy()  # before torch loads, as the grokscope command does
+before_torch()  # OpenMP's wait policy and MKL's strict mode, before torch loads, as the grokscope command does
 
 from grokscope import load_preset, load_run, train_run  # noqa: E402
 from grokscope.allocator import keep_freed_memory  # noqa: E402
@@ -34,6 +36,7 @@ from grokscope.training import checkpoint  # noqa: E402
 from grokscope.training.loop import take_step, training_forward  # noqa: E402
 from grokscope.training.loss import log_probs_of_labels, scored_mean_loss  # noqa: E402
 from grokscope.training.optim import make_optimizer  # noqa: E402
+from grokscope.training.subnormals import GRADIENT_FLOOR, TINY  # noqa: E402
 from machine import describe  # noqa: E402
 from reference_model import PlainTransformer, plain_step  # noqa: E402
 
@@ -105,6 +108,16 @@ def main() -> None:
             opt.zero_grad(set_to_none=True)
         return step
 
+    def floored_at_tiny(step):
+        def run():
+            GRADIENT_FLOOR[torch.float32] = TINY[torch.float32]
+            try:
+                step()
+            finally:
+                GRADIENT_FLOOR[torch.float32] = floor
+        return run
+
+    floor = GRADIENT_FLOOR[torch.float32]
     d_model, d_mlp, d_out = 128, 512, 113
     x, h = torch.randn(n, d_model), torch.randn(n, d_mlp)
     W_in, W_out, W_U = torch.randn(d_model, d_mlp), torch.randn(d_mlp, d_model), torch.randn(d_model, d_out)
@@ -126,6 +139,7 @@ def main() -> None:
         t_early = per_call(loop_step(*model_at(500)), args.epochs)
         t_late = per_call(loop_step(*model_at(late_epoch)), args.epochs)
         t_late_plain = per_call(unflushed_step(*model_at(late_epoch)), args.epochs)
+        t_late_tiny = per_call(floored_at_tiny(loop_step(*model_at(late_epoch))), args.epochs)
 
         print(f"\nthreads={threads}, {n} training examples, canonical model")
         print(f"plain full-sequence reference  : {t_ref * 1000:7.1f} ms/epoch")
@@ -133,6 +147,7 @@ def main() -> None:
         print(f"grokscope step, epoch 500      : {t_early * 1000:7.1f} ms/epoch")
         print(f"grokscope step, epoch {late_epoch:<9,d}: {t_late * 1000:7.1f} ms/epoch")
         print(f"  the same without the flush   : {t_late_plain * 1000:7.1f} ms/epoch  (subnormals' cost here: {t_late_plain / t_late:.2f}x)")
+        print(f"  zeroed below 1.18e-38 only    : {t_late_tiny * 1000:7.1f} ms/epoch  ({t_late_tiny / t_late:.2f}x)")
         print(f"late / early                   : {t_late / t_early:7.2f}x")
         print(f"speed-up vs reference (late)   : {t_ref / t_late:7.2f}x   (early: {t_ref / t_early:.2f}x)")
         print(f"grokscope / floor (late)       : {t_late / t_floor:7.2f}x")

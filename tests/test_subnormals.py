@@ -29,8 +29,24 @@ def n_subnormal(t) -> int:
     return int(((t != 0) & (t.abs() < TINY)).sum())
 
 
+def n_subnormal_products(a: torch.Tensor, b: torch.Tensor) -> int:
+    """How many of the products ``a[..., i, k] * b[..., k, j]`` that ``a @ b`` multiplies are
+    subnormal in float32: a kernel takes the slow path for them though no tensor holds one.
+    a [batch..., m, k], b [batch..., k, n]; counted exactly, in float64, by sorting b's rows."""
+    k = a.shape[-1]
+    a = a.double().abs().transpose(-1, -2).reshape(-1, a.shape[-2]).contiguous()  # [batch * k, m]
+    b = b.double().abs().reshape(-1, b.shape[-1]).sort(dim=1).values.contiguous()  # [batch * k, n]
+    zeros = (b == 0).sum(dim=1, keepdim=True)  # [batch * k, 1]
+    below = torch.searchsorted(b, TINY / a) - zeros  # per (row, i): the b entries with 0 < a b < TINY
+    return int(below.clamp(min=0)[a > 0].sum())
+
+
+MATMULS = {"mm.default": (0, 1), "bmm.default": (0, 1), "addmm.default": (1, 2)}  # op: its two factors
+
+
 class SubnormalCensus(TorchDispatchMode):
-    """Counts float32 subnormals in what every aten op writes (outputs and mutated arguments).
+    """Counts float32 subnormals in what every aten op writes (outputs and mutated arguments),
+    and, for the float32 matmuls, among the products they multiply (``OP products``).
 
     Ops that only allocate (``empty``) are skipped: their memory is not yet values. So are the
     outputs of views (``slice`` of a buffer about to be written): a view writes nothing, and
@@ -41,6 +57,12 @@ class SubnormalCensus(TorchDispatchMode):
         self.by_op = collections.Counter()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.__name__ in MATMULS and args[0].dtype == torch.float32:
+            i, j = MATMULS[func.__name__]
+            with torch._C._DisableTorchDispatch():
+                count = n_subnormal_products(args[i], args[j])
+            if count:
+                self.by_op[f"{func.__name__} products"] += count
         out = func(*args, **(kwargs or {}))
         if "empty" not in func.__name__:
             schema = func._schema
@@ -83,6 +105,13 @@ def test_the_late_checkpoint_makes_subnormals_without_the_flush(grokked):
     logits.retain_grad()
     (-logits.double().log_softmax(-1).gather(-1, labels[..., None]).mean()).backward()
     assert n_subnormal(logits.grad) > 50
+    # zeroed only below the smallest normal, it would still make subnormal products with W_U
+    # in the backward's matmul: why the floor is 2^-100
+    grad = logits.grad[:, 0, :]  # [batch, d_vocab_out]
+    at_tiny = grad.masked_fill((grad < TINY) & (grad > -TINY), 0.0)
+    assert n_subnormal_products(at_tiny, model.unembed.W_U.detach().T) > 1000
+    at_floor = grad.masked_fill((grad < 2.0 ** -100) & (grad > -2.0 ** -100), 0.0)
+    assert n_subnormal_products(at_floor, model.unembed.W_U.detach().T) == 0
 
 
 @pytest.mark.parametrize("grokfast", ["none", "ema", "ma"])
@@ -116,11 +145,25 @@ def test_flush_zeroes_subnormals_and_keeps_every_other_value():
     flush_subnormals_([flushed, torch.tensor([1, 2])])
     assert flushed.tolist() == [0.0, 0.0, 0.0, TINY, -TINY, values[5].item(), 2.0, values[7].item()]
 
-    x = torch.tensor([0.0, 1.0, 2.0], requires_grad=True)
-    grad64 = torch.tensor([1e-39, 1e-37, -1e-45], dtype=torch.float64)
+    x = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0], requires_grad=True)  # the gradient's floor: 2^-100, not 1.18e-38
+    grad64 = torch.tensor([1e-39, 1e-37, -1e-31, 2.0 ** -100, -1e-30], dtype=torch.float64)
     cast_flushing_grad(x, torch.float64).backward(grad64)
-    assert x.grad.dtype == torch.float32 and x.grad.tolist() == [0.0, torch.tensor(1e-37).item(), 0.0]
+    assert x.grad.dtype == torch.float32 and x.grad.tolist() == [0.0, 0.0, 0.0, 2.0 ** -100, torch.tensor(-1e-30).item()]
     assert not cast_flushing_grad(torch.ones(2), torch.float64).requires_grad  # no gradient: only cast
+
+
+def test_the_product_count_is_exact():
+    """Planted: 1e-30 x 1e-9 is subnormal, a zero factor is not, 1e-30 x 1 is normal; then
+    random factors spread over 60 orders of magnitude against a brute-force count."""
+    a = torch.tensor([[1e-30, 1.0], [0.0, 1e-20]])
+    b = torch.tensor([[1e-9, 0.0, 1.0], [1e-20, 1e-19, 3.0]])
+    assert n_subnormal_products(a, b) == 1 + 2  # (0, 0, 0); then 1e-20 x 1e-20 and 1e-20 x 1e-19
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(2, 7, 5, generator=generator) * 10.0 ** -torch.randint(0, 30, (2, 7, 5), generator=generator)
+    b = torch.randn(2, 5, 6, generator=generator) * 10.0 ** -torch.randint(0, 30, (2, 5, 6), generator=generator)
+    products = a.double()[..., :, :, None] * b.double()[..., None, :, :]  # [2, 7, 5, 6]
+    expected = int(((products != 0) & (products.abs() < TINY)).sum())
+    assert expected > 0 and n_subnormal_products(a, b) == expected
 
 
 def test_decayed_adamw_moments_are_flushed(tiny_config):

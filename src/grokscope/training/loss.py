@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from grokscope.tasks.base import IGNORE
-from grokscope.training.subnormals import TINY, below_normal, cast_flushing_grad
+from grokscope.training.subnormals import GRADIENT_FLOOR, TINY, cast_flushing_grad, magnitude_below
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -25,8 +25,8 @@ def log_probs_of_labels(logits: torch.Tensor, labels: torch.Tensor, loss_dtype: 
     ``p`` is ``softmax(logits)``, or with ``normaliser="stablemax"`` Prieto et al. (2025)'s
     StableMax: ``s(x) / sum s(x)`` with ``s(x) = x + 1`` for x >= 0 and ``1 / (1 - x)`` below,
     which cannot saturate to exactly 1 the way softmax does in floating point.
-    The gradient that flows back into ``logits`` has its float32 subnormals set to zero
-    (training/subnormals.py says why).
+    The gradient that flows back into ``logits`` is set to zero below 2^-100, so that no
+    float32 subnormal arises in it or in the backward's matmuls (training/subnormals.py says why).
     logits [batch, target, d_vocab_out], labels [batch, target] -> [batch, target].
     """
     dtype = DTYPES[loss_dtype]
@@ -47,7 +47,7 @@ def log_probs_of_labels(logits: torch.Tensor, labels: torch.Tensor, loss_dtype: 
 class _WiderLogSoftmaxPicked(torch.autograd.Function):
     """``log_softmax(logits.to(dtype))`` at the labels, for a ``dtype`` wider than the logits'
     (float64 for a float32 model), with the backward written out: the gradient into the logits is
-    ``g (onehot - p)``, set to zero where it is below the logits' dtype's smallest normal and
+    ``g (onehot - p)``, set to zero where it is below the logits' dtype's ``GRADIENT_FLOOR`` and
     then cast. It agrees with ``cast_flushing_grad`` followed by ``log_softmax`` and ``gather``
     to the last bit but in about one entry in 10^9 (tests/test_loss.py): over 7,500 canonical
     steps one gradient entry of ~3e9 differed by one ulp, presumably where log_softmax's own
@@ -68,17 +68,17 @@ class _WiderLogSoftmaxPicked(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: torch.Tensor):
         log_probs, labels = ctx.saved_tensors
-        tiny, at = TINY[ctx.source_dtype], labels[..., None]
+        floor, at = GRADIENT_FLOOR[ctx.source_dtype], labels[..., None]
         g = g[..., None]  # [batch, target, 1]
         grad = log_probs.exp()  # p
         p_label = grad.gather(-1, at)
         grad.mul_(-g)  # -g p: the gradient off the label
-        if bool((g <= 0).all()):  # every entry >= 0 (a loss is -log p): one pass keeps those >= tiny
-            F.threshold(grad, math.nextafter(tiny, 0.0), 0.0, inplace=True)  # x > the float below tiny: x >= tiny
+        if bool((g <= 0).all()):  # every entry >= 0 (a loss is -log p): one pass keeps those >= floor
+            F.threshold(grad, math.nextafter(floor, 0.0), 0.0, inplace=True)  # x > the float below floor: x >= floor
         else:
-            grad.masked_fill_(below_normal(grad, tiny), 0.0)
+            grad.masked_fill_(magnitude_below(grad, floor), 0.0)
         on_label = torch.addcmul(g, p_label, g, value=-1)  # g - g p(label), fused as in log_softmax's backward
-        grad.scatter_(-1, at, on_label.masked_fill_(below_normal(on_label, tiny), 0.0))
+        grad.scatter_(-1, at, on_label.masked_fill_(magnitude_below(on_label, floor), 0.0))
         return grad.to(ctx.source_dtype), None, None
 
 

@@ -12,7 +12,18 @@ they arise, which gives the same bits on every machine and thread count:
 
 - the logits' gradient, where the loss (float64, or float32's own ``log_softmax``) meets
   the float32 model, every step: ``cast_flushing_grad``. This is where they arise (counted
-  op by op in a late canonical step: 42,000 per step at epoch 8,000, all in that cast);
+  op by op in a late canonical step: 42,000 per step at epoch 8,000, all in that cast). It is
+  zeroed below ``GRADIENT_FLOOR`` (2^-100, about 7.9e-31), not merely below the smallest
+  normal: the backward's matmuls multiply every entry by weights and activations, and an entry
+  just above 1.18e-38 times a weight of 0.01 is a subnormal *inside* the kernel, which costs
+  the same slow path though no tensor ever holds it. At 2^-100, a product with any factor of
+  magnitude >= 2^-26 (1.5e-8) is normal. Measured on an Intel Xeon (1 thread, the last
+  checkpoint of a grokked canonical run, median of five interleaved repeats), the backward's
+  two products with the logits' gradient (into the residual, and into ``W_U``'s gradient)
+  took 107 ms unflushed (8,287 subnormal entries), 5.2 ms zeroed below the smallest normal
+  and 4.9 ms zeroed below the floor: the floor's own gain is small there, but it rules the
+  slow path out by construction rather than by the weights' sizes
+  (tests/test_subnormals.py counts the matmuls' subnormal products too: none);
 - AdamW's moments and the Grokfast filters' averages every ``FLUSH_STATE_EVERY`` steps:
   ``flush_subnormals_``. They reach the subnormal range only by decaying geometrically while
   a gradient is exactly zero (a dead ReLU neuron), which takes hundreds of steps at
@@ -21,10 +32,13 @@ they arise, which gives the same bits on every machine and thread count:
   is free. Weights and their gradients were never seen to hold one (matmul sums of terms
   ~1e-11), and weight decay alone would take ~80,000 steps to bring a weight there.
 
-A subnormal cannot move a weight: in a gradient it is added to terms ~1e-11 (float32 keeps 7
-digits), and in AdamW's moments it is below the ``eps = 1e-8`` of the denominator by 30
-orders of magnitude. tests/test_subnormals.py counts them in one step of a real late
-checkpoint; the canonical run's metrics were compared with and without this module.
+None of this can move a weight. An entry below 2^-100 of the logits' gradient adds at most
+~3830 x 7.9e-31 x |activation| (< 1e-24) to a parameter's gradient, whose terms are ~1e-11
+(float32 keeps 7 digits); and AdamW divides by ``sqrt(v) + eps`` with ``eps = 1e-8``, so even a
+gradient made only of such terms would move a weight by ~lr x 1e-16, far below its last
+digit. A subnormal in AdamW's moments is below ``eps`` by 30 orders of magnitude.
+tests/test_subnormals.py counts them in one step of a real late checkpoint; the canonical
+run's metrics were compared with and without this module, and with the two floors.
 """
 
 from __future__ import annotations
@@ -37,16 +51,20 @@ FLUSH_STATE_EVERY = 100  # steps between flushes of the optimizer's and filters'
 
 TINY = {torch.float32: torch.finfo(torch.float32).tiny, torch.float16: torch.finfo(torch.float16).tiny,
         torch.bfloat16: torch.finfo(torch.bfloat16).tiny}
+# Below this, the logits' gradient is set to zero: 2^26 times the smallest normal for the dtypes
+# with float32's exponent range; float16's range (smallest normal 6.1e-5) leaves no such margin.
+GRADIENT_FLOOR = {torch.float32: 2.0 ** -100, torch.bfloat16: 2.0 ** -100, torch.float16: TINY[torch.float16]}
 
 
-def below_normal(t: torch.Tensor, tiny: float) -> torch.Tensor:
-    """Where ``|t| < tiny``, by two comparisons (``t.abs()`` would itself write subnormals)."""
-    return (t < tiny) & (t > -tiny)
+def magnitude_below(t: torch.Tensor, bound: float) -> torch.Tensor:
+    """Where ``|t| < bound``, by two comparisons (``t.abs()`` would itself write subnormals)."""
+    return (t < bound) & (t > -bound)
 
 
 class _CastFlushingGrad(torch.autograd.Function):
-    """``x.to(dtype)``; the backward zeroes the gradient's entries below ``x.dtype``'s smallest
-    normal before casting it back, so that no subnormal of ``x.dtype`` is ever made."""
+    """``x.to(dtype)``; the backward zeroes the gradient's entries below ``GRADIENT_FLOOR`` of
+    ``x.dtype`` before casting it back, so that no subnormal of ``x.dtype`` is ever made, in a
+    tensor or in a product of the backward's matmuls."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -56,11 +74,11 @@ class _CastFlushingGrad(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         source = ctx.source_dtype
-        return grad.masked_fill(below_normal(grad, TINY[source]), 0.0).to(source), None
+        return grad.masked_fill(magnitude_below(grad, GRADIENT_FLOOR[source]), 0.0).to(source), None
 
 
 def cast_flushing_grad(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``x.to(dtype)``, with the gradient flowing back into ``x`` free of subnormals of x's dtype.
+    """``x.to(dtype)``, with the gradient flowing back into ``x`` zero below x's ``GRADIENT_FLOOR``.
 
     With a float64 loss the gradient is flushed in float64, so float32 never sees a
     subnormal; with a float32 loss, ``log_softmax``'s own backward makes them and they are
@@ -76,7 +94,7 @@ def flush_subnormals_(tensors: Iterable[torch.Tensor]) -> None:
     """Set every subnormal entry of these tensors to zero, in place (others are skipped)."""
     for t in tensors:
         if t.dtype in TINY:
-            t.masked_fill_(below_normal(t, TINY[t.dtype]), 0.0)
+            t.masked_fill_(magnitude_below(t, TINY[t.dtype]), 0.0)
 
 
 def optimizer_state_tensors(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
