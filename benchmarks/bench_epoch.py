@@ -1,7 +1,7 @@
 """Per-epoch cost of grokscope's training step, early and late in a run, against a plain
 full-sequence PyTorch model and the matmul floor, all measured here, now.
 
-    python benchmarks/bench_epoch.py [--threads 1 2] [--epochs N] [--run DIR]
+    python benchmarks/bench_epoch.py [--threads 1 2] [--epochs N] [--rounds R] [--run DIR]
 
 The step is the training loop's own (forward, float64 loss, backward, AdamW, subnormal
 flush), timed at an early checkpoint (epoch 500, memorised) and at the last checkpoint of a
@@ -14,6 +14,11 @@ subnormals cost on this processor, and with the logits' gradient zeroed only bel
 smallest normal instead of below ``GRADIENT_FLOOR`` (2^-100): its entries just above 1.18e-38
 still make subnormal products inside the backward's matmuls (training/subnormals.py).
 
+The steps at the two checkpoints (and the late step's variants) are timed in ``--rounds``
+interleaved rounds of ``--epochs`` steps each, and each figure is the median over the rounds:
+this machine's speed drifts by 10-20 % within minutes, which a late / early ratio of two
+back-to-back timings would mistake for a cost of late training.
+
 The floor is the 9 matmuls a last-position model cannot avoid in a plain formulation
 (x @ W_in, h @ W_out, r @ W_U forward, and their two backward products each) at the
 canonical shapes. grokscope's folded forward removes some of that arithmetic, so it can
@@ -21,6 +26,7 @@ run below the floor.
 """
 
 import argparse
+import statistics
 import time
 from pathlib import Path
 
@@ -50,6 +56,16 @@ def per_call(fn, repeats: int, warmup: int = 5) -> float:
     return (time.perf_counter() - t) / repeats
 
 
+def interleaved(steps: dict, repeats: int, rounds: int) -> dict:
+    """Seconds per call of each of ``steps`` (name -> function): the median over ``rounds``
+    rounds, each timing every step for ``repeats`` calls in turn."""
+    times = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, fn in steps.items():
+            times[name].append(per_call(fn, repeats))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def late_run(path: Path | None):
     """A grokked canonical run with checkpoints after grokking: ``path``, else ``make run``'s
     runs/nanda2023 if it is complete, else one trained here into runs/bench-late (minutes)."""
@@ -70,7 +86,8 @@ def late_run(path: Path | None):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=20, help="steps per timing")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (the median is printed)")
     parser.add_argument("--run", type=Path, default=None)
     args = parser.parse_args()
     keep_freed_memory()  # as in training (grokscope/allocator.py)
@@ -136,12 +153,12 @@ def main() -> None:
         t_ref = per_call(lambda: plain_step(reference, ref_opt, tokens, labels[:, 0]), max(5, args.epochs // 4))
         t_floor = per_call(floor_matmuls, args.epochs)
         # each step moves the weights a little; from a checkpoint, a few dozen steps stay in its regime
-        t_early = per_call(loop_step(*model_at(500)), args.epochs)
-        t_late = per_call(loop_step(*model_at(late_epoch)), args.epochs)
-        t_late_plain = per_call(unflushed_step(*model_at(late_epoch)), args.epochs)
-        t_late_tiny = per_call(floored_at_tiny(loop_step(*model_at(late_epoch))), args.epochs)
+        t = interleaved({"early": loop_step(*model_at(500)), "late": loop_step(*model_at(late_epoch)),
+                         "late_plain": unflushed_step(*model_at(late_epoch)),
+                         "late_tiny": floored_at_tiny(loop_step(*model_at(late_epoch)))}, args.epochs, args.rounds)
+        t_early, t_late, t_late_plain, t_late_tiny = t["early"], t["late"], t["late_plain"], t["late_tiny"]
 
-        print(f"\nthreads={threads}, {n} training examples, canonical model")
+        print(f"\nthreads={threads}, {n} training examples, canonical model; steps: median of {args.rounds} interleaved rounds")
         print(f"plain full-sequence reference  : {t_ref * 1000:7.1f} ms/epoch")
         print(f"matmul floor (last position)   : {t_floor * 1000:7.1f} ms/epoch")
         print(f"grokscope step, epoch 500      : {t_early * 1000:7.1f} ms/epoch")
