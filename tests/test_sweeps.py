@@ -239,6 +239,10 @@ def test_bisection_brackets_the_epochs_needed_to_grok(tmp_path):
         assert again.exit_code == 0 and "grokked at 2100, not at 1625" in again.stdout
         assert "stopped unfinished" not in again.stdout and not (out / "train.epochs=675").exists()
     assert os.path.getmtime(out / "train.epochs=1150" / "summary.json") == stamp
+    report = runner.invoke(app, ["sweep", "report", str(out)])  # the bisected key is the report's axis
+    page = (out / "report.html").read_text()
+    assert report.exit_code == 0 and "Axes: train.epochs." in page
+    assert "<h2>Phase diagram</h2>" in page and "<h2>Test accuracy by train.epochs</h2>" in page
     path.write_text('preset = "quick"\n[bisect]\nkey = "train.epochs"\nlow = 200\nhigh = 100\nrounds = 3\n')
     result = runner.invoke(app, ["sweep", str(path), "--out", str(tmp_path / "c")])
     assert result.exit_code == 2 and "0 < low < high" in result.stderr

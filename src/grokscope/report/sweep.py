@@ -90,13 +90,16 @@ def phase_diagram(table: pd.DataFrame, axes: list[str]) -> go.Figure:
 
 
 def curves_by_axis(out: Path, table: pd.DataFrame, axis: str) -> go.Figure:
-    """Every member's test accuracy over epochs, coloured by its value of ``axis``."""
+    """Every member's test accuracy over epochs, coloured by its value of ``axis`` (members
+    without metrics are left out)."""
     fig = go.Figure()
     palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
     values = sorted(table[axis].astype(str).unique())
     shown = set()
     for _, row in table[table["status"] == "done"].iterrows():
         metrics = load_run(out / row["member"]).metrics.dropna(subset=["test_acc"])
+        if metrics.empty:  # a published member that kept only its summary
+            continue
         value = str(row[axis])
         fig.add_scatter(x=metrics["epoch"], y=metrics["test_acc"], mode="lines", name=f"{axis}={value}",
                         legendgroup=value, showlegend=value not in shown, opacity=0.7,
@@ -132,6 +135,8 @@ def build_sweep_report(out: str | Path) -> Path:
     spec_path = out / "sweep.toml"
     spec = SweepSpec.from_toml(spec_path) if spec_path.is_file() else None
     axes = list(spec.axes) if spec else []
+    if spec and spec.bisect:  # a bisection's members differ in its key alone
+        axes = [spec.bisect["key"]]
     if spec and spec.points:  # listed points (Table 1's rows) form the first axis
         table = with_point_axis(table, spec)
         axes = [POINT] + axes
