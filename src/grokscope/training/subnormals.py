@@ -20,7 +20,7 @@ they arise, which gives the same bits on every machine and thread count:
   magnitude >= 2^-26 (1.5e-8) is normal. Measured on an Intel Xeon (1 thread, the last
   checkpoint of a grokked canonical run, median of five interleaved repeats), the backward's
   two products with the logits' gradient (into the residual, and into ``W_U``'s gradient)
-  took 107 ms unflushed (8,287 subnormal entries), 5.2 ms zeroed below the smallest normal
+  took 109 ms unflushed (8,287 subnormal entries), 5.2 ms zeroed below the smallest normal
   and 4.9 ms zeroed below the floor: the floor's own gain is small there, but it rules the
   slow path out by construction rather than by the weights' sizes
   (tests/test_subnormals.py counts the matmuls' subnormal products too: none);
