@@ -16,8 +16,9 @@ modes, gave the canonical step on 2 threads 29.7-31.0 ms in MKL's default mode a
 in strict mode. Bits still differ between
 processors, as they always did. MKL reads the variable once, at its first call, so it must
 be set before any matrix product: the ``grokscope`` command, the benchmarks and the test
-suite set it first thing. A notebook that wants the same guarantee sets ``MKL_CBWR`` itself
-before importing torch; without it, a run is still bit-identical for a given thread count.
+suite set it first thing. A notebook that wants the same guarantee calls
+``choose_strict_blas()`` (or sets ``MKL_CBWR``) before importing torch, as examples/tour.ipynb
+does; without it, a run is still bit-identical for a given thread count.
 """
 
 from __future__ import annotations
