@@ -13,10 +13,9 @@ kernels MKL would choose for this CPU, summed in an order that does not depend o
 count) makes every step's bits independent of it. On that Xeon it cost nothing measurable:
 benchmarks/bench_epoch.py (which prints the mode it ran under), run four times alternating the
 modes, gave the canonical step on 2 threads 29.7-31.0 ms in MKL's default mode and 25.9-30.9 ms
-in strict mode. Bits still differ between
-processors, as they always did. MKL reads the variable once, at its first call, so it must
-be set before any matrix product: the ``grokscope`` command, the benchmarks and the test
-suite set it first thing. A notebook that wants the same guarantee calls
+in strict mode. Bits still differ between processors, as they always did. MKL reads the
+variable once, at its first call, so it must be set before any matrix product: the
+``grokscope`` command, the benchmarks and the test suite set it first thing. A notebook that wants the same guarantee calls
 ``choose_strict_blas()`` (or sets ``MKL_CBWR``) before importing torch, as examples/tour.ipynb
 does; without it, a run is still bit-identical for a given thread count.
 """
